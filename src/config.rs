@@ -1,0 +1,274 @@
+//! The config file (SPEC §8): serde structs with defaults, and one `validate` that reports every problem.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole `config.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub trigger: TriggerConfig,
+    pub control: ControlConfig,
+    pub state: StateConfig,
+    pub mist: MistConfig,
+    pub cache: CacheConfig,
+    pub default_policy: DefaultPolicyConfig,
+    pub outbound: OutboundConfig,
+    pub webhook: WebhookConfig,
+    pub log: LogConfig,
+    pub tenants: Vec<TenantConfig>,
+    pub keys: Vec<KeyConfig>,
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// `[trigger]`: where MistServer posts its triggers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerConfig {
+    pub listen: SocketAddr,
+    /// Upper bound for draining in-flight requests on SIGTERM.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        TriggerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4250)),
+            drain_timeout_s: 10,
+        }
+    }
+}
+
+/// `[control]`: the control-plane API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted on `/v1/`.
+    pub tokens: Vec<String>,
+    /// A file with one token per line, read in addition to `tokens`.
+    pub tokens_file: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4251)),
+            tokens: Vec::new(),
+            tokens_file: String::new(),
+        }
+    }
+}
+
+/// `[state]`: the embedded database of what the control plane set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { dir: PathBuf::from("./data") }
+    }
+}
+
+/// `[mist]`: the MistServer API that usher calls to invalidate sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MistConfig {
+    pub api_url: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for MistConfig {
+    fn default() -> Self {
+        MistConfig {
+            api_url: "http://127.0.0.1:4242/api2".into(),
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+/// `[cache]`: the per-session decision cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub allow_ttl_s: u64,
+    pub deny_ttl_s: u64,
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            allow_ttl_s: 600,
+            deny_ttl_s: 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// `[default_policy]`: what applies to a stream no policy names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultPolicyConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for DefaultPolicyConfig {
+    fn default() -> Self {
+        DefaultPolicyConfig { kind: "deny".into() }
+    }
+}
+
+/// `[outbound]`: how webhooks are dialed. Everything here but the defaults is for lab use.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Extra CIDRs that may be dialed although they are not globally routable.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// Allow plain `http` webhook URLs.
+    pub allow_http: bool,
+    /// A PEM file of extra CA certificates to trust.
+    pub ca_file: String,
+    /// Name servers to resolve webhook hosts with (`ip:port`); empty = the system's.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// `[webhook]`: how webhook calls are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub signature_header: String,
+    pub max_in_flight: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            signature_header: "X-Frameworks-Signature".into(),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// `[log]`: log format and level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `usher=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[[tenants]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+/// `[[keys]]`: a public key (or an HS256 secret) from the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub kid: String,
+    pub tenant: String,
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    #[serde(default)]
+    pub jwk: Option<serde_json::Value>,
+    /// HS256 only: the shared secret.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `active` (default) or `revoked`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `[[policies]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub object: String,
+    pub tenant: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub allowed_kids: Vec<String>,
+    #[serde(default)]
+    pub required_audience: Option<String>,
+    #[serde(default)]
+    pub required_claims: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub object_claim: Option<String>,
+    #[serde(default)]
+    pub max_lifetime_s: Option<u64>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Reading the config failed before it could be validated.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Config {
+    /// Reads and parses a config file (no semantic checks: see `policy::build` for those).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The directory relative paths in the config are resolved against.
+    pub fn base_dir(path: &Path) -> PathBuf {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}

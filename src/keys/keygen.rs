@@ -1,0 +1,1 @@
+//! `usher keygen`: makes an ES256 key pair. (Stub.)

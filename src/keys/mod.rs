@@ -1,0 +1,142 @@
+//! Signing keys: the algorithm is pinned by the key, never taken from a token.
+//!
+//! `material` turns PEM, JWK or a shared secret into a [`VerifyingKey`]; `keygen` and `sign` serve
+//! the CLI (operators and tests make keys and tokens with them). usher never stores a private key.
+
+pub mod keygen;
+pub mod material;
+pub mod sign;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The algorithms a key may carry (SPEC §2). ES256 is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyAlg {
+    #[default]
+    Es256,
+    Es384,
+    EdDsa,
+    Rs256,
+    Ps256,
+    Hs256,
+}
+
+impl KeyAlg {
+    /// The JOSE name (`ES256`, …), as written in a token header and in config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyAlg::Es256 => "ES256",
+            KeyAlg::Es384 => "ES384",
+            KeyAlg::EdDsa => "EdDSA",
+            KeyAlg::Rs256 => "RS256",
+            KeyAlg::Ps256 => "PS256",
+            KeyAlg::Hs256 => "HS256",
+        }
+    }
+
+    /// Parses the JOSE name, exactly as spelled by RFC 7518 (case-sensitive).
+    pub fn parse(name: &str) -> Option<KeyAlg> {
+        Some(match name {
+            "ES256" => KeyAlg::Es256,
+            "ES384" => KeyAlg::Es384,
+            "EdDSA" => KeyAlg::EdDsa,
+            "RS256" => KeyAlg::Rs256,
+            "PS256" => KeyAlg::Ps256,
+            "HS256" => KeyAlg::Hs256,
+            _ => return None,
+        })
+    }
+
+    /// The matching `jsonwebtoken` algorithm.
+    pub const fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            KeyAlg::Es256 => jsonwebtoken::Algorithm::ES256,
+            KeyAlg::Es384 => jsonwebtoken::Algorithm::ES384,
+            KeyAlg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+            KeyAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
+            KeyAlg::Ps256 => jsonwebtoken::Algorithm::PS256,
+            KeyAlg::Hs256 => jsonwebtoken::Algorithm::HS256,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a key came from; config-file keys are read-only to the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Config,
+    Api,
+    Jwks,
+}
+
+/// A key usher can verify tokens with. Holds public material only (or an HS256 secret from the
+/// config file, which `Debug` never prints).
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub kid: String,
+    pub tenant: String,
+    pub alg: KeyAlg,
+    pub decoding: jsonwebtoken::DecodingKey,
+    /// The public key as a JWK, for `GET /v1/keys`; `None` for HS256.
+    pub public_jwk: Option<serde_json::Value>,
+    pub source: KeySource,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("tenant", &self.tenant)
+            .field("alg", &self.alg)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The active keys of one tenant, by kid.
+#[derive(Debug, Clone, Default)]
+pub struct TenantKeys {
+    by_kid: HashMap<String, Arc<VerifyingKey>>,
+}
+
+/// A tenant may hold at most this many active keys (SPEC §2).
+pub const MAX_ACTIVE_KEYS_PER_TENANT: usize = 10;
+
+impl TenantKeys {
+    /// The active key with this kid, if any.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.by_kid.get(kid)
+    }
+
+    /// How many keys are active.
+    pub fn len(&self) -> usize {
+        self.by_kid.len()
+    }
+
+    /// No active key at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_kid.is_empty()
+    }
+
+    /// Adds or replaces a key; the caller enforces [`MAX_ACTIVE_KEYS_PER_TENANT`].
+    pub fn insert(&mut self, key: Arc<VerifyingKey>) {
+        self.by_kid.insert(key.kid.clone(), key);
+    }
+
+    /// Removes a key (revocation).
+    pub fn remove(&mut self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.by_kid.remove(kid)
+    }
+
+    /// All active keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<VerifyingKey>> {
+        self.by_kid.values()
+    }
+}

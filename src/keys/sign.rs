@@ -1,0 +1,1 @@
+//! `usher sign`: makes a token with a private key. (Stub.)

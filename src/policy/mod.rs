@@ -1,0 +1,3 @@
+//! Policies and keys: the model, and the store the evaluator reads.
+
+pub mod model;
