@@ -71,7 +71,9 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: PathBuf::from("./data") }
+        StateConfig {
+            dir: PathBuf::from("./data"),
+        }
     }
 }
 
@@ -123,7 +125,9 @@ pub struct DefaultPolicyConfig {
 
 impl Default for DefaultPolicyConfig {
     fn default() -> Self {
-        DefaultPolicyConfig { kind: "deny".into() }
+        DefaultPolicyConfig {
+            kind: "deny".into(),
+        }
     }
 }
 

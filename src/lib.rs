@@ -2,17 +2,28 @@
 //! checks the viewer's JWT or the customer's webhook and answers `true` or `false`.
 //!
 //! The parts, in the order a request flows through them:
-//! - [`trigger`]: MistServer's trigger bodies (pure parsing) and the HTTP listener.
-//! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
+//! - [`listener`]: the HTTP accept loop with bounded connections and a bounded drain.
+//! - [`trigger`]: MistServer's trigger bodies (pure parsing) and the `/trigger` endpoint.
+//! - [`app`]: the daemon's shared state and the `USER_NEW` / `USER_END` paths.
 //! - [`cache`]: per-session decisions, single-flight, invalidation by stream.
+//! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`reason`]: the stable reason codes.
-//! - [`config`]: the config file.
+//! - [`config`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cache;
+pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod jwt;
 pub mod keys;
+pub mod listener;
 pub mod policy;
 pub mod reason;
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trigger;

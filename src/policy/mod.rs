@@ -1,3 +1,6 @@
-//! Policies and keys: the model, and the store the evaluator reads.
+//! Policies and keys: the model, the lookup order, building them from the config, and the store.
 
+pub mod build;
+pub mod lookup;
 pub mod model;
+pub mod store;

@@ -1,0 +1,110 @@
+//! The running daemon's state in one cheap-to-clone handle: policies, the decision cache and the
+//! evaluator. The `USER_NEW` and `USER_END` paths live here; the listeners only parse and render.
+
+use std::sync::Arc;
+
+use crate::cache::{DecisionCache, Lookup, Verdict};
+use crate::config::Config;
+use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
+use crate::policy::store::{PolicyStore, Snapshot};
+use crate::trigger::payload::UserEnd;
+
+/// Shared daemon state.
+#[derive(Clone)]
+pub struct App {
+    pub store: PolicyStore,
+    pub cache: DecisionCache,
+    pub evaluator: Evaluator,
+    pub config: Arc<Config>,
+}
+
+impl App {
+    /// Wires the parts for `config`, starting from `snapshot`.
+    pub fn new(config: Config, snapshot: Snapshot, evaluator: Evaluator) -> App {
+        App {
+            store: PolicyStore::new(snapshot),
+            cache: DecisionCache::new(&config.cache),
+            evaluator,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Answers `USER_NEW` (SPEC §3): policy, cache, single-flight evaluation, and one log line for
+    /// every denial.
+    pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
+        let snapshot = self.store.load();
+        let (verdict, lookup) = self
+            .cache
+            .get_or_evaluate(request.stream, request.session_id, request.token, || {
+                let evaluator = self.evaluator.clone();
+                let owned = OwnedRequest::from(request);
+                async move {
+                    let entry = snapshot.resolve(&owned.stream).clone();
+                    let req = owned.as_request();
+                    let d = evaluator
+                        .evaluate(&snapshot, &entry, &req, Mode::Live)
+                        .await;
+                    if !d.allowed {
+                        log_denial(&req, &d);
+                    }
+                    Verdict {
+                        allowed: d.allowed,
+                        reason: d.reason,
+                    }
+                }
+            })
+            .await;
+        if !verdict.allowed && lookup != Lookup::Evaluated {
+            tracing::info!(
+                stream = request.stream,
+                session = request.session_id,
+                viewer_ip = request.viewer_ip,
+                connector = request.connector,
+                reason = verdict.reason.as_str(),
+                cached = true,
+                "denied"
+            );
+        }
+        (verdict, lookup)
+    }
+
+    /// Handles `USER_END`: drops the session's cached decisions and logs its figures.
+    pub fn user_end(&self, end: &UserEnd<'_>) {
+        for stream in end.stream_names() {
+            self.cache.remove(stream, end.session_id, end.token);
+        }
+        tracing::info!(
+            session = end.session_id,
+            streams = end.streams,
+            connectors = end.connectors,
+            duration_s = end.duration_s,
+            bytes_up = end.bytes_up,
+            bytes_down = end.bytes_down,
+            "session ended"
+        );
+    }
+
+    /// A dry run (`/v1/test`): the same evaluator, no cache, no MistServer.
+    pub async fn dry_run(&self, request: Request<'_>, fire_webhook: bool) -> Decision {
+        let snapshot = self.store.load();
+        let entry = snapshot.resolve(request.stream).clone();
+        self.evaluator
+            .evaluate(&snapshot, &entry, &request, Mode::DryRun { fire_webhook })
+            .await
+    }
+}
+
+fn log_denial(req: &Request<'_>, d: &Decision) {
+    tracing::info!(
+        stream = req.stream,
+        session = req.session_id,
+        viewer_ip = req.viewer_ip,
+        connector = req.connector,
+        policy = d.policy_type,
+        tenant = d.tenant.as_str(),
+        reason = d.reason.as_str(),
+        kid = d.kid.as_deref().unwrap_or(""),
+        detail = d.detail.as_str(),
+        "denied"
+    );
+}

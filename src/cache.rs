@@ -1,0 +1,319 @@
+//! The per-session decision cache (SPEC §3 steps 2–4): bounded, TTL'd, single-flight, and
+//! invalidated per stream in O(1) by bumping the stream's generation.
+//!
+//! Keys are (stream generation, 128-bit keyed hash of stream + session id + token): fixed size,
+//! no allocation per lookup. Invalidating a stream gives it a fresh generation from a process-wide
+//! counter, so every cached decision of that stream becomes unreachable at once while other streams
+//! keep theirs; the unreachable entries age out of the bounded cache by themselves.
+//!
+//! Evaluations run in their own task and are shared through a pending map, so MistServer's retry
+//! of a trigger (same session, same token) joins the evaluation already running even when the first
+//! attempt's connection has gone away.
+//!
+//! No lock here is ever held across an `.await`: each guard lives inside a block that ends first.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use moka::notification::RemovalCause;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::CacheConfig;
+use crate::reason::Reason;
+
+/// A cached answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: Reason,
+}
+
+/// How an answer was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// From the cache.
+    Hit,
+    /// This request ran the evaluation.
+    Evaluated,
+    /// Another request for the same key was already evaluating; this one waited for it.
+    Joined,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CacheKey {
+    generation: u64,
+    fingerprint: u128,
+}
+
+#[derive(Clone)]
+struct Entry {
+    verdict: Verdict,
+    expires_at: Instant,
+    stream: Arc<StreamState>,
+}
+
+struct StreamState {
+    generation: AtomicU64,
+    live: AtomicI64,
+}
+
+/// Most streams tracked before streams without cached decisions are forgotten.
+const MAX_IDLE_STREAMS: usize = 100_000;
+
+/// The decision cache. Cheap to clone.
+#[derive(Clone)]
+pub struct DecisionCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    entries: moka::sync::Cache<CacheKey, Entry>,
+    streams: RwLock<HashMap<Box<str>, Arc<StreamState>>>,
+    pending: Mutex<HashMap<CacheKey, watch::Receiver<Option<Verdict>>>>,
+    hashers: (RandomState, RandomState),
+    next_generation: AtomicU64,
+    allow_ttl: Duration,
+    deny_ttl: Duration,
+}
+
+struct Ttl {
+    allow: Duration,
+    deny: Duration,
+}
+
+impl moka::Expiry<CacheKey, Entry> for Ttl {
+    fn expire_after_create(
+        &self,
+        _: &CacheKey,
+        entry: &Entry,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(if entry.verdict.allowed {
+            self.allow
+        } else {
+            self.deny
+        })
+    }
+}
+
+impl DecisionCache {
+    /// A cache sized and timed by `[cache]`.
+    pub fn new(config: &CacheConfig) -> DecisionCache {
+        let allow = Duration::from_secs(config.allow_ttl_s);
+        let deny = Duration::from_secs(config.deny_ttl_s);
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(Ttl { allow, deny })
+            .eviction_listener(|key: Arc<CacheKey>, entry: Entry, _: RemovalCause| {
+                if entry.stream.generation.load(Ordering::Acquire) == key.generation {
+                    entry.stream.live.fetch_sub(1, Ordering::AcqRel);
+                }
+            })
+            .build();
+        DecisionCache {
+            inner: Arc::new(Inner {
+                entries,
+                streams: RwLock::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+                hashers: (RandomState::new(), RandomState::new()),
+                next_generation: AtomicU64::new(1),
+                allow_ttl: allow,
+                deny_ttl: deny,
+            }),
+        }
+    }
+
+    /// The cached verdict for this viewer session, or the outcome of the future `evaluate` makes
+    /// (called only on a miss), run at most once at a time per key in a task of its own. A panicking evaluation answers `internal-error`.
+    pub async fn get_or_evaluate<E, F>(
+        &self,
+        stream: &str,
+        session_id: &str,
+        token: &str,
+        evaluate: E,
+    ) -> (Verdict, Lookup)
+    where
+        E: FnOnce() -> F,
+        F: Future<Output = Verdict> + Send + 'static,
+    {
+        let state = self.inner.stream_state(stream);
+        let key = CacheKey {
+            generation: state.generation.load(Ordering::Acquire),
+            fingerprint: self.inner.fingerprint(stream, session_id, token),
+        };
+        if let Some(verdict) = self.inner.fresh(&key) {
+            return (verdict, Lookup::Hit);
+        }
+        let (mut rx, lookup) = {
+            let mut pending = lock(&self.inner.pending);
+            match pending.get(&key) {
+                Some(rx) => (rx.clone(), Lookup::Joined),
+                // The evaluation may have finished between the lookup above and taking the lock.
+                None if let Some(e) = self.inner.fresh(&key) => return (e, Lookup::Hit),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    pending.insert(key, rx.clone());
+                    let inner = self.inner.clone();
+                    let evaluate = evaluate();
+                    tokio::spawn(async move {
+                        let _done = PendingGuard { inner: &inner, key };
+                        let verdict = evaluate.await;
+                        inner.store(key, verdict, state);
+                        let _ = tx.send(Some(verdict));
+                    });
+                    (rx, Lookup::Evaluated)
+                }
+            }
+        };
+        let verdict = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.unwrap_or(INTERNAL_ERROR),
+            Err(_) => INTERNAL_ERROR,
+        };
+        (verdict, lookup)
+    }
+
+    /// Drops the cached decision of one viewer session (`USER_END`).
+    pub fn remove(&self, stream: &str, session_id: &str, token: &str) {
+        let generation = match read(&self.inner.streams).get(stream) {
+            Some(s) => s.generation.load(Ordering::Acquire),
+            None => return,
+        };
+        let key = CacheKey {
+            generation,
+            fingerprint: self.inner.fingerprint(stream, session_id, token),
+        };
+        self.inner.entries.invalidate(&key);
+    }
+
+    /// Drops every cached decision of these streams at once; returns how many were dropped.
+    /// O(1) per stream, whatever the number of cached sessions.
+    pub fn invalidate_streams<'a>(&self, streams: impl IntoIterator<Item = &'a str>) -> u64 {
+        let map = read(&self.inner.streams);
+        let mut dropped = 0;
+        for name in streams {
+            if let Some(s) = map.get(name) {
+                let generation = self.inner.next_generation.fetch_add(1, Ordering::AcqRel);
+                s.generation.store(generation, Ordering::Release);
+                dropped += s.live.swap(0, Ordering::AcqRel).max(0) as u64;
+            }
+        }
+        dropped
+    }
+
+    /// The names of the streams usher has seen that satisfy `pred` (to invalidate by object,
+    /// base name or tenant).
+    pub fn known_streams(&self, mut pred: impl FnMut(&str) -> bool) -> Vec<String> {
+        read(&self.inner.streams)
+            .keys()
+            .filter(|s| pred(s))
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Approximate number of cached decisions (reachable or not yet evicted).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entries.entry_count()
+    }
+
+    /// Runs moka's pending maintenance (tests and metrics want settled counts).
+    pub fn run_pending_tasks(&self) {
+        self.inner.entries.run_pending_tasks();
+    }
+
+    /// The TTLs in force.
+    pub fn ttls(&self) -> (Duration, Duration) {
+        (self.inner.allow_ttl, self.inner.deny_ttl)
+    }
+}
+
+const INTERNAL_ERROR: Verdict = Verdict {
+    allowed: false,
+    reason: Reason::InternalError,
+};
+
+impl Inner {
+    fn fresh(&self, key: &CacheKey) -> Option<Verdict> {
+        self.entries
+            .get(key)
+            .filter(|e| e.expires_at > Instant::now())
+            .map(|e| e.verdict)
+    }
+
+    fn fingerprint(&self, stream: &str, session_id: &str, token: &str) -> u128 {
+        let fields = (stream, session_id, token);
+        let high = self.hashers.0.hash_one(fields);
+        let low = self.hashers.1.hash_one(fields);
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
+    fn stream_state(&self, stream: &str) -> Arc<StreamState> {
+        if let Some(s) = read(&self.streams).get(stream) {
+            return s.clone();
+        }
+        let mut map = write(&self.streams);
+        if map.len() >= MAX_IDLE_STREAMS {
+            map.retain(|_, s| s.live.load(Ordering::Acquire) > 0);
+        }
+        map.entry(stream.into())
+            .or_insert_with(|| {
+                Arc::new(StreamState {
+                    generation: AtomicU64::new(self.next_generation.fetch_add(1, Ordering::AcqRel)),
+                    live: AtomicI64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn store(&self, key: CacheKey, verdict: Verdict, stream: Arc<StreamState>) {
+        // A decision made under a generation that has since been invalidated is answered but
+        // not kept: it may rest on the policy that just changed.
+        if stream.generation.load(Ordering::Acquire) != key.generation {
+            return;
+        }
+        let ttl = if verdict.allowed {
+            self.allow_ttl
+        } else {
+            self.deny_ttl
+        };
+        stream.live.fetch_add(1, Ordering::AcqRel);
+        self.entries.insert(
+            key,
+            Entry {
+                verdict,
+                expires_at: Instant::now() + ttl,
+                stream,
+            },
+        );
+    }
+}
+
+/// Removes a key from the pending map when its evaluation ends, even by panic.
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    key: CacheKey,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.pending).remove(&self.key);
+    }
+}
+
+// A poisoned lock only means another thread panicked while holding it; the maps stay usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+
+fn cache(max_entries: u64) -> DecisionCache {
+    DecisionCache::new(&CacheConfig {
+        allow_ttl_s: 600,
+        deny_ttl_s: 30,
+        max_entries,
+    })
+}
+
+const ALLOW: Verdict = Verdict {
+    allowed: true,
+    reason: Reason::Allowed,
+};
+const DENY: Verdict = Verdict {
+    allowed: false,
+    reason: Reason::JwtExpired,
+};
+
+/// An evaluation that counts how often it ran and answers `verdict`.
+fn counted(runs: &Arc<AtomicUsize>, verdict: Verdict) -> impl Future<Output = Verdict> + use<> {
+    let runs = runs.clone();
+    async move {
+        runs.fetch_add(1, Ordering::SeqCst);
+        verdict
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn allow_is_cached_for_allow_ttl() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (_, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Evaluated);
+    tokio::time::advance(Duration::from_secs(599)).await;
+    let (v, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!((v, l), (ALLOW, Lookup::Hit));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let (_, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Evaluated);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deny_is_cached_for_deny_ttl_only() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+        .await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    let (v, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+        .await;
+    assert_eq!((v, l), (DENY, Lookup::Hit));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let (_, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Evaluated);
+}
+
+#[tokio::test]
+async fn key_is_stream_session_and_token() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    for (stream, session, token) in [("vod", "s1", "u"), ("vod", "s2", "t"), ("vod2", "s1", "t")] {
+        let (_, l) = c
+            .get_or_evaluate(stream, session, token, || counted(&runs, ALLOW))
+            .await;
+        assert_eq!(l, Lookup::Evaluated, "{stream} {session} {token}");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_key_share_one_evaluation() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.await;
+            ALLOW
+        }
+    };
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.get_or_evaluate("vod", "s1", "t", || slow).await }
+    });
+    // Wait until the first evaluation is pending, then send the "retry".
+    while runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let retry = tokio::spawn({
+        let c = c.clone();
+        let runs = runs.clone();
+        async move {
+            c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+                .await
+        }
+    });
+    while lock(&c.inner.pending).is_empty() {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap(), (ALLOW, Lookup::Evaluated));
+    let (v, l) = retry.await.unwrap();
+    assert_eq!(v, ALLOW);
+    assert!(matches!(l, Lookup::Joined | Lookup::Hit));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn retry_joins_the_evaluation_even_after_the_first_caller_went_away() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.await;
+            ALLOW
+        }
+    };
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.get_or_evaluate("vod", "s1", "t", || slow).await }
+    });
+    while runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // MistServer gave up on attempt 1 (its connection closed): the request future is dropped.
+    first.abort();
+    let _ = first.await;
+    let retry = tokio::spawn({
+        let c = c.clone();
+        let runs = runs.clone();
+        async move {
+            c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+                .await
+        }
+    });
+    release.send(()).unwrap();
+    assert_eq!(retry.await.unwrap(), (ALLOW, Lookup::Joined));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn panicking_evaluation_answers_internal_error() {
+    let c = cache(100);
+    let (v, _) = c
+        .get_or_evaluate("vod", "s1", "t", || async { panic!("evaluator bug") })
+        .await;
+    assert_eq!(v, INTERNAL_ERROR);
+    assert!(lock(&c.inner.pending).is_empty());
+}
+
+#[tokio::test]
+async fn invalidating_a_stream_drops_its_decisions_and_keeps_others() {
+    let c = cache(1000);
+    let runs = Arc::new(AtomicUsize::new(0));
+    for s in 0..10 {
+        let session = format!("s{s}");
+        c.get_or_evaluate("live+a", &session, "t", || counted(&runs, ALLOW))
+            .await;
+        c.get_or_evaluate("live+b", &session, "t", || counted(&runs, ALLOW))
+            .await;
+    }
+    assert_eq!(c.invalidate_streams(["live+a"]), 10);
+    assert_eq!(c.invalidate_streams(["live+a", "never-seen"]), 0);
+    let (_, l) = c
+        .get_or_evaluate("live+a", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Evaluated);
+    let (_, l) = c
+        .get_or_evaluate("live+b", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Hit);
+}
+
+#[tokio::test]
+async fn removing_a_session_drops_only_that_session() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    c.get_or_evaluate("vod", "s2", "t", || counted(&runs, ALLOW))
+        .await;
+    c.remove("vod", "s1", "t");
+    let (_, l) = c
+        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Evaluated);
+    let (_, l) = c
+        .get_or_evaluate("vod", "s2", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Hit);
+}
+
+#[tokio::test]
+async fn cache_never_holds_more_than_max_entries() {
+    let c = cache(50);
+    let runs = Arc::new(AtomicUsize::new(0));
+    for s in 0..500 {
+        let session = format!("s{s}");
+        c.get_or_evaluate("vod", &session, "t", || counted(&runs, ALLOW))
+            .await;
+    }
+    c.run_pending_tasks();
+    assert!(c.entry_count() <= 50, "{} entries", c.entry_count());
+}
+
+#[tokio::test]
+async fn known_streams_lists_what_was_seen() {
+    let c = cache(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    c.get_or_evaluate("live+a", "s", "t", || counted(&runs, ALLOW))
+        .await;
+    c.get_or_evaluate("vod", "s", "t", || counted(&runs, ALLOW))
+        .await;
+    let mut live = c.known_streams(|s| s.starts_with("live+"));
+    live.sort();
+    assert_eq!(live, ["live+a"]);
+}

@@ -1,0 +1,291 @@
+//! The command line (SPEC §7): each subcommand is one library call.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::decision::{Evaluator, Mode, OwnedRequest};
+use crate::keys::{self, KeyAlg};
+use crate::policy;
+
+/// usher decides who may watch a stream (MistServer USER_NEW trigger handler).
+#[derive(Debug, Parser)]
+#[command(name = "usher", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = "config.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands; no subcommand means `serve`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Print every problem in the config; exit 0 only when there is none.
+    CheckConfig,
+    /// Make an ES256 key pair: DIR/K.key.pem (0600), DIR/K.pub.pem, DIR/K.jwk.json.
+    Keygen {
+        #[arg(long)]
+        kid: String,
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a signed token (for tests and for checking setups).
+    Sign {
+        /// Private key PEM (or the shared secret file for HS256).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        kid: String,
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Seconds from now until `exp` (default 3600).
+        #[arg(long, allow_hyphen_values = true)]
+        exp_in: Option<i64>,
+        /// Seconds from now until `nbf`.
+        #[arg(long, allow_hyphen_values = true)]
+        nbf_in: Option<i64>,
+        #[arg(long)]
+        aud: Option<String>,
+        #[arg(long)]
+        sub: Option<String>,
+        /// An IP or CIDR the viewer must come from.
+        #[arg(long)]
+        ipa: Option<String>,
+        /// NAME=JSON (a value that is not JSON is taken as a string); repeatable.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+    },
+    /// Evaluate a token against the config file offline; exit 0 allowed, 1 denied, 2 error.
+    Verify {
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: String,
+        #[arg(long, default_value = "HLS")]
+        connector: String,
+        /// Call the webhook of a webhook policy (otherwise: webhook-test-skipped).
+        #[arg(long)]
+        fire_webhook: bool,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config),
+        Command::CheckConfig => check_config(&cli.config),
+        Command::Keygen { kid, alg, out } => keygen(&kid, &alg, &out),
+        Command::Sign {
+            key,
+            kid,
+            alg,
+            exp_in,
+            nbf_in,
+            aud,
+            sub,
+            ipa,
+            claims,
+        } => {
+            let opts = SignArgs {
+                key,
+                kid,
+                alg,
+                exp_in,
+                nbf_in,
+                aud,
+                sub,
+                ipa,
+                claims,
+            };
+            sign(opts)
+        }
+        Command::Verify {
+            stream,
+            token,
+            ip,
+            connector,
+            fire_webhook,
+        } => verify(&cli.config, &stream, &token, &ip, &connector, fire_webhook),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime")
+}
+
+fn serve(config: &std::path::Path) -> ExitCode {
+    match runtime().block_on(crate::serve::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("usher: {e:#}");
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let problems = match Config::load(path) {
+        Err(e) => vec![e.to_string()],
+        Ok(config) => match policy::build::from_config(&config, &Config::base_dir(path)) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0,
+        },
+    };
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        eprintln!("{}: {} problem(s)", path.display(), problems.len());
+        ExitCode::from(1)
+    }
+}
+
+fn keygen(kid: &str, alg: &str, out: &std::path::Path) -> ExitCode {
+    if KeyAlg::parse(alg) != Some(KeyAlg::Es256) {
+        eprintln!("usher keygen: only ES256 keys can be generated (got {alg:?})");
+        return ExitCode::from(2);
+    }
+    match keys::keygen::generate_to_dir(kid, out) {
+        Ok(written) => {
+            println!("kid: {kid}");
+            println!("{}", written.public_jwk);
+            eprintln!(
+                "wrote {} (private, 0600), {}, {}",
+                written.private_key.display(),
+                written.public_pem.display(),
+                written.jwk.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher keygen: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+struct SignArgs {
+    key: PathBuf,
+    kid: String,
+    alg: String,
+    exp_in: Option<i64>,
+    nbf_in: Option<i64>,
+    aud: Option<String>,
+    sub: Option<String>,
+    ipa: Option<String>,
+    claims: Vec<String>,
+}
+
+fn sign(a: SignArgs) -> ExitCode {
+    let Some(alg) = KeyAlg::parse(&a.alg) else {
+        eprintln!("usher sign: unknown alg {:?}", a.alg);
+        return ExitCode::from(2);
+    };
+    let mut claims = Vec::new();
+    for c in &a.claims {
+        match keys::sign::parse_claim_arg(c) {
+            Ok(claim) => claims.push(claim),
+            Err(e) => {
+                eprintln!("usher sign: --claim {c:?}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let key = match std::fs::read(&a.key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("usher sign: cannot read {}: {e}", a.key.display());
+            return ExitCode::from(2);
+        }
+    };
+    let opts = keys::sign::SignOptions {
+        kid: a.kid,
+        alg,
+        exp_in_s: a.exp_in,
+        nbf_in_s: a.nbf_in,
+        aud: a.aud,
+        sub: a.sub,
+        ipa: a.ipa,
+        claims,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match keys::sign::sign(&key, &opts, now) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher sign: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn verify(
+    path: &std::path::Path,
+    stream: &str,
+    token: &str,
+    ip: &str,
+    connector: &str,
+    fire_webhook: bool,
+) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("usher verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let snapshot = match policy::build::from_config(&config, &Config::base_dir(path)) {
+        Ok(s) => s,
+        Err(problems) => {
+            eprint!("usher verify: invalid config:\n{problems}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = OwnedRequest::dry_run(stream, token, ip, connector);
+    let decision = runtime().block_on(async {
+        let entry = snapshot.resolve(stream).clone();
+        Evaluator::new()
+            .evaluate(
+                &snapshot,
+                &entry,
+                &request.as_request(),
+                Mode::DryRun { fire_webhook },
+            )
+            .await
+    });
+    match serde_json::to_string_pretty(&decision) {
+        Ok(json) => println!("{json}"),
+        Err(e) => {
+            eprintln!("usher verify: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

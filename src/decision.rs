@@ -1,0 +1,218 @@
+//! The evaluator: one request and its policy in, one [`Decision`] out. `USER_NEW`, `/v1/test`
+//! and `usher verify` all call [`Evaluator::evaluate`]; only what they do around it differs.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::jwt::{self, JwtContext};
+use crate::policy::lookup;
+use crate::policy::model::{JwtPolicy, Policy, PolicyEntry};
+use crate::policy::store::Snapshot;
+use crate::reason::Reason;
+
+/// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub stream: &'a str,
+    pub session_id: &'a str,
+    pub viewer_ip: &'a str,
+    /// Line 3 of `USER_NEW`: MistServer's session token.
+    pub token: &'a str,
+    pub connector: &'a str,
+    pub request_url: &'a str,
+}
+
+/// An owned [`Request`], for evaluations that run in a task of their own.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedRequest {
+    pub stream: String,
+    pub session_id: String,
+    pub viewer_ip: String,
+    pub token: String,
+    pub connector: String,
+    pub request_url: String,
+}
+
+impl OwnedRequest {
+    /// The request a dry run evaluates (`/v1/test`, `usher verify`): the token travels as the
+    /// `jwt` query parameter, as it does when a player opens `…?jwt=TOKEN`, and the session id is
+    /// derived like MistServer's default (sha256 of stream, viewer IP and token).
+    pub fn dry_run(stream: &str, token: &str, viewer_ip: &str, connector: &str) -> OwnedRequest {
+        use sha2::Digest;
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !token.is_empty() {
+            query.append_pair("jwt", token);
+        }
+        let session = sha2::Sha256::new()
+            .chain_update(stream)
+            .chain_update(viewer_ip)
+            .chain_update(token)
+            .finalize();
+        OwnedRequest {
+            stream: stream.into(),
+            session_id: hex::encode(session),
+            viewer_ip: viewer_ip.into(),
+            token: token.into(),
+            connector: connector.into(),
+            request_url: format!("http://localhost/{stream}?{}", query.finish()),
+        }
+    }
+
+    /// Borrows it back.
+    pub fn as_request(&self) -> Request<'_> {
+        Request {
+            stream: &self.stream,
+            session_id: &self.session_id,
+            viewer_ip: &self.viewer_ip,
+            token: &self.token,
+            connector: &self.connector,
+            request_url: &self.request_url,
+        }
+    }
+}
+
+impl From<Request<'_>> for OwnedRequest {
+    fn from(r: Request<'_>) -> Self {
+        OwnedRequest {
+            stream: r.stream.into(),
+            session_id: r.session_id.into(),
+            viewer_ip: r.viewer_ip.into(),
+            token: r.token.into(),
+            connector: r.connector.into(),
+            request_url: r.request_url.into(),
+        }
+    }
+}
+
+/// Whether the evaluation is for real or a dry run (`/v1/test`, `usher verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `USER_NEW`: the answer counts.
+    Live,
+    /// Nothing is cached; a webhook is called only when `fire_webhook`; claims are reported.
+    DryRun { fire_webhook: bool },
+}
+
+/// The outcome of one evaluation; serialises as the body of `/v1/test` (SPEC §6).
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub policy_type: &'static str,
+    pub reason: Reason,
+    pub detail: String,
+    pub kid: Option<String>,
+    /// Dry runs only: verified claims on allow, the unverified payload on deny.
+    pub claims: Option<serde_json::Value>,
+    pub webhook_status: Option<u16>,
+    pub webhook_latency_ms: Option<u64>,
+    /// Dry runs of webhook policies: the URL that is (or would be) called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The object the policy is attached to (empty for the default policy).
+    pub policy_object: String,
+    /// The tenant of the policy (empty for the default policy).
+    pub tenant: String,
+}
+
+impl Decision {
+    fn new(entry: &PolicyEntry, allowed: bool, reason: Reason, detail: impl Into<String>) -> Self {
+        Decision {
+            allowed,
+            policy_type: entry.policy.type_name(),
+            reason,
+            detail: detail.into(),
+            kid: None,
+            claims: None,
+            webhook_status: None,
+            webhook_latency_ms: None,
+            webhook_url: None,
+            policy_object: entry.object.clone(),
+            tenant: entry.tenant.clone(),
+        }
+    }
+}
+
+/// The evaluator. Cheap to clone; holds the outbound webhook machinery.
+#[derive(Clone, Default)]
+pub struct Evaluator {
+    _private: Arc<()>,
+}
+
+impl Evaluator {
+    /// An evaluator.
+    pub fn new() -> Evaluator {
+        Evaluator::default()
+    }
+
+    /// Decides `request` under `entry` (the policy `snapshot` resolved for the stream).
+    pub async fn evaluate(
+        &self,
+        snapshot: &Snapshot,
+        entry: &PolicyEntry,
+        request: &Request<'_>,
+        mode: Mode,
+    ) -> Decision {
+        match &entry.policy {
+            Policy::Public => Decision::new(entry, true, Reason::Allowed, "public policy"),
+            Policy::Deny => Decision::new(entry, false, Reason::PolicyDeny, "deny policy"),
+            Policy::Jwt(rules) => evaluate_jwt(snapshot, entry, rules, request, mode),
+            Policy::Webhook(_) => Decision::new(
+                entry,
+                false,
+                Reason::InternalError,
+                "webhook policies are not available in this build",
+            ),
+        }
+    }
+}
+
+fn evaluate_jwt(
+    snapshot: &Snapshot,
+    entry: &PolicyEntry,
+    rules: &JwtPolicy,
+    request: &Request<'_>,
+    mode: Mode,
+) -> Decision {
+    let Some(token) = jwt::token::extract(request.request_url, request.token) else {
+        return Decision::new(
+            entry,
+            false,
+            Reason::MissingToken,
+            "no token in the request",
+        );
+    };
+    let ctx = JwtContext {
+        object_id: lookup::object_id(request.stream),
+        viewer_ip: request.viewer_ip,
+        now_unix_s: now_unix_s(),
+    };
+    let dry_run = mode != Mode::Live;
+    match jwt::check(&token, snapshot.keys(&entry.tenant), rules, &ctx) {
+        Ok(verified) => {
+            let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
+            d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
+            d.kid = Some(verified.kid);
+            d
+        }
+        Err(rejected) => {
+            let mut d = Decision::new(entry, false, rejected.reason, rejected.detail);
+            d.kid = rejected.kid;
+            d.claims = if dry_run {
+                rejected.unverified_claims
+            } else {
+                None
+            };
+            d
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, as a float (NumericDate precision).
+pub fn now_unix_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,289 @@
+//! Builds a [`Snapshot`] from the config file, collecting every problem instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::model::{
+    JwtPolicy, Policy, PolicyEntry, Secret, Source, WEBHOOK_DEFAULT_TIMEOUT_MS,
+    WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
+};
+use super::store::Snapshot;
+use crate::config::{Config, KeyConfig, PolicyConfig};
+use crate::keys::material::{self, KeyMaterial};
+use crate::keys::{KeyAlg, KeySource, MAX_ACTIVE_KEYS_PER_TENANT, VerifyingKey};
+
+/// Every problem found in a config, in file order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the config and builds the snapshot it describes. `base_dir` resolves relative key files.
+pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problems> {
+    let mut problems = Problems::default();
+    check_settings(config, &mut problems);
+
+    let default_policy = match config.default_policy.kind.as_str() {
+        "deny" => Policy::Deny,
+        "public" => Policy::Public,
+        other => {
+            problems.push(format!(
+                "default_policy.type: {other:?} is not one of \"deny\", \"public\""
+            ));
+            Policy::Deny
+        }
+    };
+    let mut snapshot = Snapshot::new(default_policy);
+
+    let mut tenant_ids = HashSet::new();
+    for t in &config.tenants {
+        if !valid_name(&t.id) {
+            problems.push(format!("tenants: invalid tenant id {:?}", t.id));
+        } else if !tenant_ids.insert(t.id.as_str()) {
+            problems.push(format!("tenants: tenant {:?} is defined twice", t.id));
+        }
+        snapshot.tenant_mut(&t.id).jwks_url = t.jwks_url.clone();
+    }
+
+    let mut kids = HashSet::new();
+    for k in &config.keys {
+        let at = format!("keys[kid={:?}]", k.kid);
+        if !kids.insert(k.kid.as_str()) {
+            problems.push(format!("{at}: kid is defined twice"));
+            continue;
+        }
+        if !tenant_ids.contains(k.tenant.as_str()) {
+            problems.push(format!("{at}: tenant {:?} is not in [[tenants]]", k.tenant));
+        }
+        match load_key(k, base_dir) {
+            Ok((key, active)) => {
+                let tenant = snapshot.tenant_mut(&k.tenant);
+                if !active {
+                    tenant.revoked.insert(key.kid.clone(), Arc::new(key));
+                } else if tenant.active.len() >= MAX_ACTIVE_KEYS_PER_TENANT {
+                    problems.push(format!(
+                        "{at}: tenant {:?} already has {MAX_ACTIVE_KEYS_PER_TENANT} active keys",
+                        k.tenant
+                    ));
+                } else {
+                    tenant.active.insert(Arc::new(key));
+                }
+            }
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
+
+    let mut objects = HashSet::new();
+    for p in &config.policies {
+        let at = format!("policies[object={:?}]", p.object);
+        if !valid_object(&p.object) {
+            problems.push(format!("{at}: invalid object name"));
+            continue;
+        }
+        if !objects.insert(p.object.as_str()) {
+            problems.push(format!("{at}: object has two policies"));
+            continue;
+        }
+        if !tenant_ids.contains(p.tenant.as_str()) {
+            problems.push(format!("{at}: tenant {:?} is not in [[tenants]]", p.tenant));
+        }
+        match policy_from_config(p) {
+            Ok(policy) => snapshot.set_policy(PolicyEntry {
+                object: p.object.clone(),
+                tenant: p.tenant.clone(),
+                policy,
+                source: Source::Config,
+            }),
+            Err(errs) => errs
+                .into_iter()
+                .for_each(|e| problems.push(format!("{at}: {e}"))),
+        }
+    }
+
+    if problems.0.is_empty() {
+        Ok(snapshot)
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_settings(config: &Config, problems: &mut Problems) {
+    if config.cache.allow_ttl_s == 0 || config.cache.deny_ttl_s == 0 {
+        problems.push("cache: allow_ttl_s and deny_ttl_s must be at least 1");
+    }
+    if config.cache.max_entries == 0 {
+        problems.push("cache.max_entries must be at least 1");
+    }
+    if config.webhook.max_in_flight == 0 {
+        problems.push("webhook.max_in_flight must be at least 1");
+    }
+    if http::HeaderName::from_bytes(config.webhook.signature_header.as_bytes()).is_err() {
+        problems.push(format!(
+            "webhook.signature_header: {:?} is not a valid header name",
+            config.webhook.signature_header
+        ));
+    }
+    if !matches!(config.log.format.as_str(), "text" | "json") {
+        problems.push(format!(
+            "log.format: {:?} is not one of \"text\", \"json\"",
+            config.log.format
+        ));
+    }
+    if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
+        problems.push(format!(
+            "log.level: {:?} is not a valid filter",
+            config.log.level
+        ));
+    }
+    if config.trigger.listen == config.control.listen && config.trigger.listen.port() != 0 {
+        problems.push("trigger.listen and control.listen must differ");
+    }
+    if config.trigger.drain_timeout_s > 300 {
+        problems.push("trigger.drain_timeout_s may be at most 300");
+    }
+}
+
+/// Loads one configured key; the bool is whether it is active.
+fn load_key(k: &KeyConfig, base_dir: &Path) -> Result<(VerifyingKey, bool), String> {
+    let alg = match &k.alg {
+        Some(name) => Some(KeyAlg::parse(name).ok_or_else(|| format!("unknown alg {name:?}"))?),
+        None => None,
+    };
+    let active = match k.status.as_deref() {
+        None | Some("active") => true,
+        Some("revoked") => false,
+        Some(other) => return Err(format!("status {other:?} is not \"active\" or \"revoked\"")),
+    };
+    let given = [
+        k.public_key_file.is_some(),
+        k.public_key_pem.is_some(),
+        k.jwk.is_some(),
+        k.secret.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err("give exactly one of public_key_file, public_key_pem, jwk, secret".to_string());
+    }
+    let file_pem;
+    let material = if let Some(path) = &k.public_key_file {
+        let path = base_dir.join(path);
+        file_pem = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        KeyMaterial::Pem(&file_pem)
+    } else if let Some(pem) = &k.public_key_pem {
+        KeyMaterial::Pem(pem)
+    } else if let Some(jwk) = &k.jwk {
+        KeyMaterial::Jwk(jwk)
+    } else {
+        let secret = k.secret.as_deref().unwrap_or_default();
+        KeyMaterial::Secret(secret.as_bytes())
+    };
+    let key = material::load(&k.kid, &k.tenant, alg, material, KeySource::Config)
+        .map_err(|e| e.to_string())?;
+    Ok((key, active))
+}
+
+/// Turns a `[[policies]]` entry into a policy; every field that does not belong is a problem.
+pub fn policy_from_config(p: &PolicyConfig) -> Result<Policy, Vec<String>> {
+    let mut errs = Vec::new();
+    let jwt_fields = !p.allowed_kids.is_empty()
+        || p.required_audience.is_some()
+        || !p.required_claims.is_empty()
+        || p.object_claim.is_some()
+        || p.max_lifetime_s.is_some();
+    let webhook_fields = p.url.is_some() || p.secret.is_some() || p.timeout_ms.is_some();
+    let policy = match p.kind.as_str() {
+        "public" | "deny" if jwt_fields || webhook_fields => {
+            errs.push(format!("a {} policy takes no other fields", p.kind));
+            None
+        }
+        "public" => Some(Policy::Public),
+        "deny" => Some(Policy::Deny),
+        "jwt" => {
+            if webhook_fields {
+                errs.push("url, secret and timeout_ms belong to webhook policies".into());
+            }
+            Some(Policy::Jwt(JwtPolicy {
+                allowed_kids: p.allowed_kids.clone(),
+                required_audience: p.required_audience.clone(),
+                required_claims: p
+                    .required_claims
+                    .clone()
+                    .into_iter()
+                    .collect::<BTreeMap<_, _>>(),
+                object_claim: p.object_claim.clone(),
+                max_lifetime_s: p.max_lifetime_s,
+            }))
+        }
+        "webhook" => {
+            if jwt_fields {
+                errs.push("allowed_kids, required_* and the like belong to jwt policies".into());
+            }
+            match webhook_policy(p.url.as_deref(), p.secret.as_deref(), p.timeout_ms) {
+                Ok(w) => Some(Policy::Webhook(w)),
+                Err(e) => {
+                    errs.push(e);
+                    None
+                }
+            }
+        }
+        other => {
+            errs.push(format!(
+                "type {other:?} is not one of \"public\", \"deny\", \"jwt\", \"webhook\""
+            ));
+            None
+        }
+    };
+    match policy {
+        Some(policy) if errs.is_empty() => Ok(policy),
+        _ => Err(errs),
+    }
+}
+
+/// The shape checks of a webhook policy that need no network: URL syntax, secret, timeout.
+/// The SSRF guard judges the URL's addresses separately.
+pub fn webhook_policy(
+    url: Option<&str>,
+    secret: Option<&str>,
+    timeout_ms: Option<u64>,
+) -> Result<WebhookPolicy, String> {
+    let url = url.ok_or("a webhook policy needs a url")?;
+    let url = url::Url::parse(url).map_err(|e| format!("url: {e}"))?;
+    let secret = secret
+        .filter(|s| !s.is_empty())
+        .ok_or("a webhook policy needs a non-empty secret")?;
+    Ok(WebhookPolicy {
+        url,
+        secret: Secret::new(secret),
+        timeout_ms: timeout_ms
+            .unwrap_or(WEBHOOK_DEFAULT_TIMEOUT_MS)
+            .clamp(1, WEBHOOK_MAX_TIMEOUT_MS),
+    })
+}
+
+/// A tenant id or kid: 1..=128 characters of `[A-Za-z0-9._-]`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An object name (stream name, object id or base name): 1..=256 printable bytes, no whitespace.
+pub fn valid_object(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
+}

@@ -1,0 +1,55 @@
+//! `usher serve`: load the config, bind the listeners, run until SIGTERM/SIGINT, then drain.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::decision::Evaluator;
+use crate::listener::{self, Limits};
+use crate::policy;
+use crate::shutdown::{self, Shutdown};
+use crate::trigger::endpoint;
+
+/// Connections the trigger listener serves at once.
+const TRIGGER_MAX_CONNECTIONS: usize = 16_384;
+
+/// Runs the daemon on the config at `path` until a termination signal, then drains and returns.
+pub async fn run(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    crate::telemetry::init(&config.log);
+    let snapshot = policy::build::from_config(&config, &Config::base_dir(path))
+        .map_err(|problems| anyhow::anyhow!("invalid config {}:\n{problems}", path.display()))?;
+    let drain = Duration::from_secs(config.trigger.drain_timeout_s);
+    let trigger_addr = config.trigger.listen;
+    let app = App::new(config, snapshot, Evaluator::new());
+
+    let trigger = TcpListener::bind(trigger_addr)
+        .await
+        .with_context(|| format!("cannot listen on {trigger_addr} (trigger)"))?;
+    tracing::info!(listener = "trigger", addr = %trigger.local_addr()?, "listening");
+
+    let (stop, signal) = Shutdown::new();
+    let limits = Limits {
+        max_connections: TRIGGER_MAX_CONNECTIONS,
+        header_timeout: Duration::from_secs(10),
+        drain_timeout: drain,
+    };
+    let trigger_task = tokio::spawn(listener::serve(
+        "trigger",
+        trigger,
+        limits,
+        move |req, _peer| endpoint::handle(app.clone(), req),
+        signal,
+    ));
+
+    shutdown::terminate_signal().await;
+    tracing::info!("shutting down");
+    stop.trigger();
+    let _ = trigger_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `POST /trigger`: reads MistServer's trigger, hands it to the [`App`], answers `true`/`false`.
+//! It only parses and renders; every decision is made in `App::user_new`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::payload::{self, MAX_BODY_BYTES};
+use crate::app::App;
+use crate::decision;
+use crate::reason::Reason;
+
+/// Time allowed for a trigger body to arrive once the headers have.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one request on the trigger listener.
+pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/trigger" {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
+    }
+    let trigger = req
+        .headers()
+        .get("x-trigger")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if trigger != "USER_NEW" && trigger != "USER_END" {
+        tracing::error!(trigger = trigger.as_str(), "unsupported trigger");
+        return text(StatusCode::BAD_REQUEST, "unsupported trigger\n");
+    }
+    let body = match read_body(req.into_body()).await {
+        Ok(body) => body,
+        Err(problem) => {
+            tracing::info!(
+                trigger = trigger.as_str(),
+                reason = Reason::BadTrigger.as_str(),
+                detail = problem,
+                "denied"
+            );
+            return answer(false);
+        }
+    };
+    if trigger == "USER_END" {
+        match payload::parse_user_end(&body) {
+            Ok(end) => app.user_end(&end),
+            Err(e) => tracing::warn!(error = %e, "malformed USER_END"),
+        }
+        return answer(true);
+    }
+    let user = match payload::parse_user_new(&body) {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
+            return answer(false);
+        }
+    };
+    let request = decision::Request {
+        stream: user.stream,
+        session_id: user.session_id,
+        viewer_ip: user.viewer_ip,
+        token: user.token,
+        connector: user.connector,
+        request_url: user.request_url,
+    };
+    let (verdict, _) = app.user_new(request).await;
+    answer(verdict.allowed)
+}
+
+/// Reads the body, at most [`MAX_BODY_BYTES`] and within [`BODY_TIMEOUT`].
+async fn read_body(body: Incoming) -> Result<Bytes, &'static str> {
+    let limited = Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err("body over 16 KiB"),
+        Ok(Err(_)) => Err("body could not be read"),
+        Err(_) => Err("body timed out"),
+    }
+}
+
+/// MistServer's answer: exactly `true` or `false`, status 200.
+fn answer(allowed: bool) -> Response<Full<Bytes>> {
+    text(StatusCode::OK, if allowed { "true" } else { "false" })
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
