@@ -54,6 +54,14 @@ impl App {
                 }
             })
             .await;
+        tracing::debug!(
+            stream = request.stream,
+            session = request.session_id,
+            lookup = lookup.as_str(),
+            allowed = verdict.allowed,
+            reason = verdict.reason.as_str(),
+            "decided"
+        );
         if !verdict.allowed && lookup != Lookup::Evaluated {
             tracing::info!(
                 stream = request.stream,

@@ -44,6 +44,17 @@ pub enum Lookup {
     Joined,
 }
 
+impl Lookup {
+    /// `hit`, `evaluated` or `joined`, for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Lookup::Hit => "hit",
+            Lookup::Evaluated => "evaluated",
+            Lookup::Joined => "joined",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CacheKey {
     generation: u64,

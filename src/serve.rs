@@ -30,7 +30,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let trigger = TcpListener::bind(trigger_addr)
         .await
         .with_context(|| format!("cannot listen on {trigger_addr} (trigger)"))?;
-    tracing::info!(listener = "trigger", addr = %trigger.local_addr()?, "listening");
+    tracing::info!(trigger = %trigger.local_addr()?, "ready");
 
     let (stop, signal) = Shutdown::new();
     let limits = Limits {

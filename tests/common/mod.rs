@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests: the real daemon, and MistServer-shaped requests.
+#![allow(dead_code)]
+
+pub mod daemon;
+pub mod mist;
