@@ -29,6 +29,13 @@ pub(super) fn check(
     ctx: &JwtContext<'_>,
 ) -> Result<(), Fail> {
     let now = ctx.now_unix_s;
+    // Every comparison with NaN is false, which would let any exp through: fail closed instead.
+    if !now.is_finite() {
+        return Err(Fail::new(
+            Reason::InternalError,
+            "clock reading is not a finite number",
+        ));
+    }
     let exp = claims
         .get("exp")
         .and_then(Value::as_f64)

@@ -212,3 +212,9 @@ fn kid_with_control_characters_or_empty_is_refused() {
         assert!(load(kid, "t1", None, KeyMaterial::Pem(&p), KeySource::Api).is_err());
     }
 }
+
+#[test]
+fn pem_with_crlf_line_endings_and_surrounding_blank_lines_loads() {
+    let crlf = es256_public_pem().replace('\n', "\r\n");
+    assert!(pem(None, &format!("\n{crlf}\n")).is_ok());
+}

@@ -250,3 +250,17 @@ fn claim_checks_run_in_spec_order() {
     claims["ipa"] = json!("10.1.2.3");
     assert!(allowed(&fx, claims));
 }
+
+#[test]
+fn clock_that_is_not_a_number_fails_closed() {
+    let fx = Fixture::es256();
+    let token = fx.token(&good_claims());
+    for now in [f64::NAN, f64::INFINITY] {
+        let ctx = JwtContext {
+            now_unix_s: now,
+            ..ctx()
+        };
+        let rejected = check(&token, &fx.keys, &fx.policy, &ctx).unwrap_err();
+        assert_eq!(rejected.reason, Reason::InternalError);
+    }
+}
