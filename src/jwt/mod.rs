@@ -91,15 +91,14 @@ pub fn check(
     ctx: &JwtContext<'_>,
 ) -> Result<Verified, Rejected> {
     let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
-    let payload_for_deny = || Some(parts.payload);
     let header = compact::decode(parts.header)
         .and_then(|bytes| header::parse(&bytes))
-        .map_err(|f| reject(f, None, payload_for_deny()))?;
+        .map_err(|f| reject(f, None, Some(parts.payload)))?;
     let checked = check_header_and_signature(&header, &parts, keys, rules);
     let kid = header::kid(&header)
         .ok()
         .filter(|k| header::kid_is_plausible(k));
-    checked.map_err(|f| reject(f, kid, payload_for_deny()))?;
+    checked.map_err(|f| reject(f, kid, Some(parts.payload)))?;
     let kid = kid.unwrap_or_default();
     let verified = compact::decode(parts.payload)
         .and_then(|bytes| claims::parse(&bytes))
