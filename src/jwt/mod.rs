@@ -1,11 +1,31 @@
-//! The `jwt` policy check of SPEC §3: header, key, signature, then claims, each failure a `Reason`.
-//! (Stub: the JWT helper fills this in.)
+//! The `jwt` policy check of SPEC §3: structure, header, key, signature, then claims, each
+//! failure a [`Reason`], in the order of the reason table.
+//!
+//! The algorithm always comes from the key, never from the header: the header's `alg` is only
+//! compared with it. The payload is parsed only after the signature verified, so a validly
+//! signed token whose payload is not a JSON object is `jwt-not-a-jws` at that point, while an
+//! unsigned one is `jwt-sig-fail`. Structure faults of all three parts (size, dots, base64url
+//! spelling) are found first, before anything is decoded.
 
+mod claims;
+mod compact;
+mod header;
+pub mod ip;
 pub mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
 
 use crate::keys::TenantKeys;
 use crate::policy::model::JwtPolicy;
 use crate::reason::Reason;
+
+pub use claims::LEEWAY_S;
+pub use compact::MAX_TOKEN_BYTES;
 
 /// What the check knows about the request besides the token.
 #[derive(Debug, Clone, Copy)]
@@ -21,20 +41,46 @@ pub struct JwtContext<'a> {
 /// A token that passed every check.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// The kid of the key that verified it.
     pub kid: String,
+    /// The verified claims.
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A token that failed a check.
 #[derive(Debug, Clone)]
 pub struct Rejected {
+    /// The reason code.
     pub reason: Reason,
     /// Human detail; never the token itself.
     pub detail: String,
-    /// The header's kid, once known.
+    /// The header's kid, once known (and only when it is short and printable, so logs stay clean).
     pub kid: Option<String>,
     /// The unverified payload when it could be decoded (for `/v1/test`; never an auth signal).
     pub unverified_claims: Option<serde_json::Value>,
+}
+
+/// One failed check, before it becomes a [`Rejected`]. Fixed details do not allocate.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    reason: Reason,
+    detail: Cow<'static, str>,
+}
+
+impl Fail {
+    fn new(reason: Reason, detail: &'static str) -> Fail {
+        Fail {
+            reason,
+            detail: Cow::Borrowed(detail),
+        }
+    }
+
+    fn owned(reason: Reason, detail: String) -> Fail {
+        Fail {
+            reason,
+            detail: Cow::Owned(detail),
+        }
+    }
 }
 
 /// Checks `token` against the tenant's active keys and the policy's rules, in SPEC §3 order.
@@ -44,11 +90,93 @@ pub fn check(
     rules: &JwtPolicy,
     ctx: &JwtContext<'_>,
 ) -> Result<Verified, Rejected> {
-    let _ = (token, keys, rules, ctx);
-    Err(Rejected {
-        reason: Reason::InternalError,
-        detail: "not implemented".into(),
-        kid: None,
-        unverified_claims: None,
-    })
+    let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
+    let header = compact::decode(parts.header)
+        .and_then(|bytes| header::parse(&bytes))
+        .map_err(|f| reject(f, None, Some(parts.payload)))?;
+    let checked = check_header_and_signature(&header, &parts, keys, rules);
+    let kid = header::kid(&header)
+        .ok()
+        .filter(|k| header::kid_is_plausible(k));
+    checked.map_err(|f| reject(f, kid, Some(parts.payload)))?;
+    let kid = kid.unwrap_or_default();
+    let verified = compact::decode(parts.payload)
+        .and_then(|bytes| claims::parse(&bytes))
+        .map_err(|f| reject(f, Some(kid), None))?;
+    match claims::check(&verified, rules, ctx) {
+        Ok(()) => Ok(Verified {
+            kid: kid.to_owned(),
+            claims: verified,
+        }),
+        Err(f) => Err(Rejected {
+            reason: f.reason,
+            detail: f.detail.into_owned(),
+            kid: Some(kid.to_owned()),
+            unverified_claims: Some(Value::Object(verified)),
+        }),
+    }
+}
+
+/// Everything up to and including the signature; on success the kid named an active key.
+fn check_header_and_signature(
+    header: &Map<String, Value>,
+    parts: &compact::Parts<'_>,
+    keys: &TenantKeys,
+    rules: &JwtPolicy,
+) -> Result<(), Fail> {
+    let alg = header::alg(header)?;
+    let kid = header::kid(header)?;
+    if keys.is_empty() {
+        return Err(Fail::new(
+            Reason::NoActiveKeys,
+            "the tenant has no active key",
+        ));
+    }
+    if !header::kid_is_plausible(kid) {
+        return Err(Fail::new(
+            Reason::JwtUnknownKid,
+            "kid is too long or has control characters",
+        ));
+    }
+    let key = keys.get(kid).ok_or_else(|| {
+        Fail::new(
+            Reason::JwtUnknownKid,
+            "kid is not an active key of the tenant",
+        )
+    })?;
+    if !rules.allowed_kids.is_empty() && !rules.allowed_kids.iter().any(|k| k == kid) {
+        return Err(Fail::new(
+            Reason::JwtUnknownKid,
+            "kid is not allowed by the policy",
+        ));
+    }
+    if alg != key.alg.as_str() {
+        return Err(Fail::owned(
+            Reason::JwtWrongAlg,
+            format!("header alg differs from the key's {}", key.alg),
+        ));
+    }
+    let verified = jsonwebtoken::crypto::verify(
+        parts.signature,
+        parts.signing_input.as_bytes(),
+        &key.decoding,
+        key.alg.jwt_algorithm(),
+    );
+    match verified {
+        Ok(true) => Ok(()),
+        _ => Err(Fail::new(Reason::JwtSigFail, "signature does not verify")),
+    }
+}
+
+/// Builds the rejection; the payload, if given, is decoded best-effort for `/v1/test` only.
+fn reject(f: Fail, kid: Option<&str>, payload_b64: Option<&str>) -> Rejected {
+    let unverified_claims = payload_b64
+        .and_then(|p| compact::decode(p).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    Rejected {
+        reason: f.reason,
+        detail: f.detail.into_owned(),
+        kid: kid.map(str::to_owned),
+        unverified_claims,
+    }
 }

@@ -1,10 +1,133 @@
-//! Which string is the viewer's token (SPEC §3). (Stub.)
+//! Which string is the viewer's token (SPEC §3): the `jwt` query parameter of the URL MistServer
+//! rebuilt, else line 3 of the trigger body when it is a JWS, after undoing MistServer 3.10's
+//! habit of dropping the first character of a Bearer token (`eyJ…` arrives as `yJ…`).
 
 use std::borrow::Cow;
 
 /// The token for a `jwt` or `webhook` policy: the `jwt` query parameter of `request_url`; else
 /// `line3` when it is a JWS compact string, repairing MistServer's Bearer quirk (`yJ…` → `eyJ…`).
+/// An empty `jwt` parameter counts as absent.
 pub fn extract<'a>(request_url: &'a str, line3: &'a str) -> Option<Cow<'a, str>> {
-    let _ = (request_url, line3);
-    None
+    if let Some(jwt) = query_jwt(request_url) {
+        return Some(jwt);
+    }
+    if !looks_like_jws(line3) {
+        return None;
+    }
+    // A JOSE header is a JSON object, so its base64url always starts `eyJ` (`{"`); `yJ` can
+    // only be a header that lost its first character.
+    if line3.starts_with("yJ") {
+        return Some(Cow::Owned(format!("e{line3}")));
+    }
+    Some(Cow::Borrowed(line3))
+}
+
+/// The first non-empty `jwt` query parameter, percent-decoded.
+fn query_jwt(request_url: &str) -> Option<Cow<'_, str>> {
+    match url::Url::parse(request_url) {
+        Ok(url) => url
+            .query_pairs()
+            .find(|(k, v)| k == "jwt" && !v.is_empty())
+            .map(|(_, v)| Cow::Owned(v.into_owned())),
+        // MistServer rebuilds the URL from the request's Host header, which a client controls;
+        // a URL that does not parse still has a query string worth reading.
+        Err(_) => {
+            let (_, rest) = request_url.split_once('?')?;
+            let query = rest.split('#').next().unwrap_or_default();
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, v)| k == "jwt" && !v.is_empty())
+                .map(|(_, v)| v)
+        }
+    }
+}
+
+/// Three dot-separated parts of `[A-Za-z0-9_-]`, header and payload non-empty (the signature may
+/// be empty, so an unsigned token reaches the check and is refused there with a precise reason).
+fn looks_like_jws(s: &str) -> bool {
+    let is_b64url = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut it = s.split('.');
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(h), Some(p), Some(sig), None) => {
+            !h.is_empty() && !p.is_empty() && is_b64url(h) && is_b64url(p) && is_b64url(sig)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWS: &str = "eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjF9.c2ln";
+
+    #[test]
+    fn jwt_query_parameter_of_the_spec_example_is_the_token() {
+        let url = "http://127.0.0.1:8080/hls/vod/index.m3u8?jwt=abc";
+        assert_eq!(extract(url, "abc").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn jwt_query_parameter_wins_over_line3() {
+        let url = format!("http://h/hls/x/index.m3u8?a=1&jwt={JWS}&z=2");
+        assert_eq!(extract(&url, "eyJx.eyJy.z").as_deref(), Some(JWS));
+    }
+
+    #[test]
+    fn jwt_query_parameter_is_percent_decoded() {
+        let url = "http://h/p?jwt=ab%2Ecd%2Eef";
+        assert_eq!(extract(url, "").as_deref(), Some("ab.cd.ef"));
+    }
+
+    #[test]
+    fn unparsable_url_falls_back_to_a_manual_query_split() {
+        let url = format!("http://[bad host/p?x=1&jwt={JWS}#frag");
+        assert!(url::Url::parse(&url).is_err());
+        assert_eq!(extract(&url, "").as_deref(), Some(JWS));
+        assert_eq!(extract("no query at all", "").as_deref(), None);
+    }
+
+    #[test]
+    fn empty_jwt_parameter_falls_through_to_line3() {
+        assert_eq!(extract("http://h/p?jwt=", JWS).as_deref(), Some(JWS));
+    }
+
+    #[test]
+    fn line3_jws_is_the_token_when_the_url_has_none() {
+        let got = extract("http://h/p?tkn=x", JWS);
+        assert!(matches!(got, Some(Cow::Borrowed(t)) if t == JWS));
+    }
+
+    #[test]
+    fn bearer_token_missing_its_first_character_is_repaired() {
+        let got = extract("http://h/p", &JWS[1..]);
+        assert_eq!(got.as_deref(), Some(JWS));
+    }
+
+    #[test]
+    fn short_checksum_in_line3_is_no_token() {
+        assert_eq!(extract("http://h/p", "e7ba6040b648"), None);
+        assert_eq!(extract("http://h/p", "yJabc"), None);
+        assert_eq!(extract("http://h/p", ""), None);
+    }
+
+    #[test]
+    fn line3_with_foreign_characters_or_part_count_is_no_token() {
+        assert_eq!(extract("http://h/p", "a.b"), None);
+        assert_eq!(extract("http://h/p", "a.b.c.d"), None);
+        assert_eq!(extract("http://h/p", "a+b.c.d"), None);
+        assert_eq!(extract("http://h/p", ".b.c"), None);
+        assert_eq!(extract("http://h/p", "a..c"), None);
+        assert_eq!(extract("http://h/p", "a.b.c "), None);
+    }
+
+    #[test]
+    fn unsigned_jws_in_line3_still_reaches_the_check() {
+        assert_eq!(
+            extract("http://h/p", "eyJh.eyJi.").as_deref(),
+            Some("eyJh.eyJi.")
+        );
+    }
 }
