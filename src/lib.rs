@@ -14,5 +14,7 @@
 pub mod config;
 pub mod jwt;
 pub mod keys;
+pub mod net;
 pub mod policy;
 pub mod reason;
+pub mod webhook;
