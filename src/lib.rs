@@ -9,6 +9,7 @@
 //! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
+//! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
 //! - [`reason`]: the stable reason codes.
 //! - [`config`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
 #![forbid(unsafe_code)]
@@ -21,9 +22,11 @@ pub mod decision;
 pub mod jwt;
 pub mod keys;
 pub mod listener;
+pub mod net;
 pub mod policy;
 pub mod reason;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trigger;
+pub mod webhook;

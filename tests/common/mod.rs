@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests: the real daemon, and MistServer-shaped requests.
+//! Helpers shared by the integration tests: the real daemon, MistServer-shaped requests, and
+//! test servers on loopback only (a scriptable HTTPS webhook endpoint, a tiny DNS server).
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod dns;
+pub mod https;
 pub mod mist;

@@ -1,0 +1,103 @@
+//! The one outbound HTTP client (SPEC §4): no proxy from the environment, no redirects, names
+//! resolved only through the filtering resolver, kept-alive connections per host.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::OutboundConfig;
+
+use super::resolver::FilteringResolver;
+
+/// `User-Agent` of every outbound request (SPEC §3).
+pub const USER_AGENT: &str = concat!("usher/", env!("CARGO_PKG_VERSION"));
+
+/// How long an idle kept-alive connection stays in the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per host.
+const POOL_MAX_IDLE_PER_HOST: usize = 64;
+
+/// Building the outbound client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `[outbound] ca_file` could not be read.
+    #[error("cannot read outbound.ca_file {path}: {source}")]
+    CaFileRead {
+        /// The configured path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `[outbound] ca_file` holds no usable PEM certificate.
+    #[error("outbound.ca_file {path}: {message}")]
+    CaFileParse {
+        /// The configured path.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// reqwest refused the configuration (e.g. no usable TLS roots).
+    #[error("cannot build the outbound HTTP client: {0}")]
+    Build(String),
+}
+
+/// Builds the outbound client.
+///
+/// reqwest does not consult the resolver for IP-literal hosts: callers must judge the URL with
+/// [`SsrfGuard::check_url`](super::guard::SsrfGuard::check_url) before every request.
+pub fn build_client(
+    outbound: &OutboundConfig,
+    resolver: FilteringResolver,
+) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(resolver))
+        .user_agent(USER_AGENT)
+        .https_only(!outbound.allow_http)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd();
+    if !outbound.ca_file.is_empty() {
+        builder = builder.tls_certs_merge(read_ca_file(&outbound.ca_file)?);
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(error_chain(&e)))
+}
+
+fn read_ca_file(path: &str) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let pem = std::fs::read(path).map_err(|source| ClientError::CaFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::CaFileParse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ClientError::CaFileParse {
+            path: path.to_owned(),
+            message: "no PEM certificate found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// An error and its sources joined by `": "`, for details and logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,335 @@
+//! The webhook check (SPEC §3): one signed `POST` to the customer's endpoint, bounded in time,
+//! body size and concurrency, turned into an allow or a `webhook-*` reason. Fails closed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use serde::Serialize;
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::config::{OutboundConfig, WebhookConfig};
+use crate::net::addr::AddressPolicy;
+use crate::net::client::{ClientError, build_client, error_chain};
+use crate::net::guard::SsrfGuard;
+use crate::net::resolver::{BlockedByPolicy, FilteringResolver};
+use crate::policy::model::{
+    Secret, WEBHOOK_DEFAULT_TIMEOUT_MS, WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
+};
+use crate::reason::Reason;
+
+/// At most this much of a response body is read (SPEC §3).
+pub const MAX_RESPONSE_BODY: usize = 4096;
+/// At most this much of a non-200 body is quoted in `detail`.
+const DETAIL_BODY_CHARS: usize = 200;
+
+/// What the webhook is told about the viewer. Never logged: `viewer_token` is a credential.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The MistServer stream name (`streamName`).
+    pub stream: &'a str,
+    /// MistServer's session id (`sessionId`).
+    pub session_id: &'a str,
+    /// The viewer's IP address as MistServer reported it (`viewerIp`).
+    pub viewer_ip: &'a str,
+    /// The URL the viewer requested (`requestUrl`).
+    pub request_url: &'a str,
+    /// The viewer's token (`viewerToken`); may be empty.
+    pub viewer_token: &'a str,
+    /// The MistServer connector, e.g. `HLS` (`connector`).
+    pub connector: &'a str,
+}
+
+/// The result of one webhook call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookOutcome {
+    /// Only a `200` allows.
+    pub allowed: bool,
+    /// `Allowed` or one of the `Webhook*` reasons.
+    pub reason: Reason,
+    /// Human text for logs and `/v1/test` (never contains the secret or the viewer token).
+    pub detail: String,
+    /// The HTTP status, when one was received.
+    pub status: Option<u16>,
+    /// Wall time of the call, including DNS, connect and TLS.
+    pub latency_ms: u64,
+}
+
+/// Setting up the webhook caller failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSetupError {
+    /// The resolver could not be configured.
+    #[error("cannot set up the webhook resolver: {0}")]
+    Resolver(String),
+    /// The outbound HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `[webhook] signature_header` is not a valid header name.
+    #[error("webhook.signature_header `{0}` is not a valid HTTP header name")]
+    SignatureHeader(String),
+    /// `[webhook] max_in_flight` is 0.
+    #[error("webhook.max_in_flight must be at least 1")]
+    MaxInFlight,
+}
+
+/// Calls webhooks. Cheap to clone; one per process, shared by every evaluation.
+#[derive(Debug, Clone)]
+pub struct WebhookCaller {
+    client: reqwest::Client,
+    guard: SsrfGuard,
+    signature_header: HeaderName,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    stream_name: &'a str,
+    session_id: &'a str,
+    viewer_ip: &'a str,
+    request_url: &'a str,
+    viewer_token: &'a str,
+    connector: &'a str,
+    timestamp: String,
+}
+
+impl WebhookCaller {
+    /// Builds the resolver, the guard and the outbound client from the config.
+    pub fn new(
+        outbound: &OutboundConfig,
+        webhook: &WebhookConfig,
+    ) -> Result<WebhookCaller, WebhookSetupError> {
+        let policy = AddressPolicy::new(outbound.allow_cidrs.clone());
+        let resolver = FilteringResolver::new(&outbound.nameservers, policy)
+            .map_err(|e| WebhookSetupError::Resolver(e.message))?;
+        let signature_header = HeaderName::from_bytes(webhook.signature_header.as_bytes())
+            .map_err(|_| WebhookSetupError::SignatureHeader(webhook.signature_header.clone()))?;
+        if webhook.max_in_flight == 0 {
+            return Err(WebhookSetupError::MaxInFlight);
+        }
+        let client = build_client(outbound, resolver.clone())?;
+        Ok(WebhookCaller {
+            client,
+            guard: SsrfGuard::new(resolver, outbound.allow_http),
+            signature_header,
+            permits: Arc::new(Semaphore::new(webhook.max_in_flight)),
+            max_in_flight: webhook.max_in_flight,
+        })
+    }
+
+    /// The guard, for validating policies with the same rules the calls use.
+    pub fn guard(&self) -> &SsrfGuard {
+        &self.guard
+    }
+
+    /// Webhook calls in flight right now (for metrics).
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// Calls the policy's webhook for one viewer. Never fails: every error is a denial.
+    pub async fn call(&self, policy: &WebhookPolicy, req: &WebhookRequest<'_>) -> WebhookOutcome {
+        let started = Instant::now();
+        let mut outcome = self.call_inner(policy, req, started).await;
+        outcome.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            host = policy.url.host_str().unwrap_or(""),
+            reason = outcome.reason.as_str(),
+            status = outcome.status,
+            latency_ms = outcome.latency_ms,
+            "webhook called"
+        );
+        outcome
+    }
+
+    async fn call_inner(
+        &self,
+        policy: &WebhookPolicy,
+        req: &WebhookRequest<'_>,
+        started: Instant,
+    ) -> WebhookOutcome {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return deny(
+                Reason::WebhookOverloaded,
+                "too many webhook calls in flight",
+            );
+        };
+        // reqwest dials IP literals without the resolver: judge the URL before every call.
+        let url = match self.guard.check_url(policy.url.as_str()) {
+            Ok(url) => url,
+            Err(e) => return deny(Reason::WebhookBlockedSsrf, e.to_string()),
+        };
+        let body = match serde_json::to_vec(&body_of(req)) {
+            Ok(body) => body,
+            Err(e) => return deny(Reason::InternalError, e.to_string()),
+        };
+        let signature = match sign(&policy.secret, &body) {
+            Some(sig) => sig,
+            None => return deny(Reason::InternalError, "cannot sign the webhook body"),
+        };
+        let deadline = started + Duration::from_millis(policy.timeout_ms);
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(self.signature_header.clone(), signature)
+            .body(body);
+        let response = match tokio::time::timeout_at(deadline.into(), request.send()).await {
+            Err(_) => return timed_out(policy.timeout_ms),
+            Ok(Err(e)) => return classify_send_error(&e),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let (head, body_note) = read_capped(response, deadline).await;
+        let mut outcome = match status {
+            200 => WebhookOutcome {
+                allowed: true,
+                reason: Reason::Allowed,
+                detail: "endpoint answered 200".into(),
+                status: Some(status),
+                latency_ms: 0,
+            },
+            403 => deny(
+                Reason::WebhookDeny403,
+                with_body("endpoint answered 403", &head),
+            ),
+            other => deny(
+                Reason::WebhookErrorStatus,
+                with_body(&format!("endpoint answered {other}"), &head),
+            ),
+        };
+        outcome.status = Some(status);
+        if let Some(note) = body_note {
+            outcome.detail.push_str("; ");
+            outcome.detail.push_str(note);
+        }
+        outcome
+    }
+}
+
+fn body_of<'a>(req: &WebhookRequest<'a>) -> Body<'a> {
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    Body {
+        stream_name: req.stream,
+        session_id: req.session_id,
+        viewer_ip: req.viewer_ip,
+        request_url: req.request_url,
+        viewer_token: req.viewer_token,
+        connector: req.connector,
+        timestamp,
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>` as a header value.
+fn sign(secret: &Secret, body: &[u8]) -> Option<HeaderValue> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).ok()?;
+    mac.update(body);
+    let hex = hex::encode(mac.finalize().into_bytes());
+    HeaderValue::from_str(&format!("sha256={hex}")).ok()
+}
+
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes, never past `deadline`. The status already
+/// decided: a slow or broken body only adds a note to the detail.
+async fn read_capped(
+    mut response: reqwest::Response,
+    deadline: Instant,
+) -> (Vec<u8>, Option<&'static str>) {
+    let mut head = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline.into(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let room = MAX_RESPONSE_BODY - head.len();
+                head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if head.len() >= MAX_RESPONSE_BODY {
+                    // Dropping the response closes the connection instead of draining the rest.
+                    return (head, Some("body truncated at 4 KiB"));
+                }
+            }
+            Ok(Ok(None)) => return (head, None),
+            Ok(Err(_)) => return (head, Some("body read failed")),
+            Err(_) => return (head, Some("body not complete within the timeout")),
+        }
+    }
+}
+
+fn with_body(prefix: &str, body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(DETAIL_BODY_CHARS)
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}: {text}")
+    }
+}
+
+fn classify_send_error(err: &reqwest::Error) -> WebhookOutcome {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(blocked) = e.downcast_ref::<BlockedByPolicy>() {
+            return deny(Reason::WebhookBlockedSsrf, blocked.to_string());
+        }
+        source = e.source();
+    }
+    if err.is_timeout() {
+        return deny(Reason::WebhookTimeout, error_chain(err));
+    }
+    deny(Reason::WebhookNetwork, error_chain(err))
+}
+
+fn timed_out(timeout_ms: u64) -> WebhookOutcome {
+    deny(
+        Reason::WebhookTimeout,
+        format!("no answer within {timeout_ms} ms"),
+    )
+}
+
+fn deny(reason: Reason, detail: impl Into<String>) -> WebhookOutcome {
+    WebhookOutcome {
+        allowed: false,
+        reason,
+        detail: detail.into(),
+        status: None,
+        latency_ms: 0,
+    }
+}
+
+/// Validates a webhook policy as the config file and the control API accept it.
+///
+/// The URL must pass [`SsrfGuard::validate_for_policy`] (its name is resolved now and every
+/// answer judged). The secret must be present and non-empty. `timeout_ms` defaults to 3000;
+/// a larger value than 10000 is clamped to 10000 (not refused), and 0 is refused.
+pub async fn validate_webhook_policy(
+    guard: &SsrfGuard,
+    url: &str,
+    secret: Option<&str>,
+    timeout_ms: Option<u64>,
+) -> Result<WebhookPolicy, String> {
+    let secret = match secret {
+        Some(s) if !s.is_empty() => Secret::new(s),
+        _ => return Err("a webhook policy needs a non-empty secret".into()),
+    };
+    let timeout_ms = match timeout_ms {
+        None => WEBHOOK_DEFAULT_TIMEOUT_MS,
+        Some(0) => return Err("timeout_ms must be at least 1".into()),
+        Some(t) => t.min(WEBHOOK_MAX_TIMEOUT_MS),
+    };
+    let url = guard
+        .validate_for_policy(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(WebhookPolicy {
+        url,
+        secret,
+        timeout_ms,
+    })
+}
