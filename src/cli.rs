@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::decision::{Evaluator, Mode, OwnedRequest};
+use crate::decision::{Mode, OwnedRequest};
 use crate::keys::{self, KeyAlg};
 use crate::policy;
+use crate::setup;
 
 /// usher decides who may watch a stream (MistServer USER_NEW trigger handler).
 #[derive(Debug, Parser)]
@@ -139,13 +139,13 @@ fn serve(config: &std::path::Path) -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let problems = match Config::load(path) {
-        Err(e) => vec![e.to_string()],
-        Ok(config) => match policy::build::from_config(&config, &Config::base_dir(path)) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.0,
-        },
+    let (problems, warnings) = match runtime().block_on(setup::load(path)) {
+        Ok(loaded) => (Vec::new(), loaded.warnings),
+        Err(problems) => (problems.0, Vec::new()),
     };
+    for w in &warnings {
+        println!("warning: {w}");
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         ExitCode::SUCCESS
@@ -159,18 +159,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn keygen(kid: &str, alg: &str, out: &std::path::Path) -> ExitCode {
-    if KeyAlg::parse(alg) != Some(KeyAlg::Es256) {
-        eprintln!("usher keygen: only ES256 keys can be generated (got {alg:?})");
+    let Some(alg) = KeyAlg::parse(alg) else {
+        eprintln!("usher keygen: unknown alg {alg:?}");
         return ExitCode::from(2);
-    }
-    match keys::keygen::generate_to_dir(kid, out) {
+    };
+    match keys::keygen::write_key_files(out, kid, alg) {
         Ok(written) => {
             println!("kid: {kid}");
             println!("{}", written.public_jwk);
             eprintln!(
                 "wrote {} (private, 0600), {}, {}",
                 written.private_key.display(),
-                written.public_pem.display(),
+                written.public_key.display(),
                 written.jwk.display()
             );
             ExitCode::SUCCESS
@@ -250,32 +250,28 @@ fn verify(
     connector: &str,
     fire_webhook: bool,
 ) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("usher verify: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let snapshot = match policy::build::from_config(&config, &Config::base_dir(path)) {
-        Ok(s) => s,
+    let request = OwnedRequest::dry_run(stream, token, ip, connector);
+    let decision = runtime().block_on(async {
+        let loaded = setup::load(path).await?;
+        let entry = loaded.snapshot.resolve(stream).clone();
+        let decision = loaded
+            .evaluator
+            .evaluate(
+                &loaded.snapshot,
+                &entry,
+                &request.as_request(),
+                Mode::DryRun { fire_webhook },
+            )
+            .await;
+        Ok::<_, policy::build::Problems>(decision)
+    });
+    let decision = match decision {
+        Ok(d) => d,
         Err(problems) => {
             eprint!("usher verify: invalid config:\n{problems}");
             return ExitCode::from(2);
         }
     };
-    let request = OwnedRequest::dry_run(stream, token, ip, connector);
-    let decision = runtime().block_on(async {
-        let entry = snapshot.resolve(stream).clone();
-        Evaluator::new()
-            .evaluate(
-                &snapshot,
-                &entry,
-                &request.as_request(),
-                Mode::DryRun { fire_webhook },
-            )
-            .await
-    });
     match serde_json::to_string_pretty(&decision) {
         Ok(json) => println!("{json}"),
         Err(e) => {

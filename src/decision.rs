@@ -1,16 +1,16 @@
 //! The evaluator: one request and its policy in, one [`Decision`] out. `USER_NEW`, `/v1/test`
 //! and `usher verify` all call [`Evaluator::evaluate`]; only what they do around it differs.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::jwt::{self, JwtContext};
 use crate::policy::lookup;
-use crate::policy::model::{JwtPolicy, Policy, PolicyEntry};
+use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
 use crate::policy::store::Snapshot;
 use crate::reason::Reason;
+use crate::webhook::{WebhookCaller, WebhookRequest};
 
 /// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
 #[derive(Debug, Clone, Copy)]
@@ -135,15 +135,20 @@ impl Decision {
 }
 
 /// The evaluator. Cheap to clone; holds the outbound webhook machinery.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Evaluator {
-    _private: Arc<()>,
+    webhooks: WebhookCaller,
 }
 
 impl Evaluator {
-    /// An evaluator.
-    pub fn new() -> Evaluator {
-        Evaluator::default()
+    /// An evaluator calling webhooks through `webhooks`.
+    pub fn new(webhooks: WebhookCaller) -> Evaluator {
+        Evaluator { webhooks }
+    }
+
+    /// The webhook caller (its guard validates policies; its gauge feeds metrics).
+    pub fn webhooks(&self) -> &WebhookCaller {
+        &self.webhooks
     }
 
     /// Decides `request` under `entry` (the policy `snapshot` resolved for the stream).
@@ -158,13 +163,48 @@ impl Evaluator {
             Policy::Public => Decision::new(entry, true, Reason::Allowed, "public policy"),
             Policy::Deny => Decision::new(entry, false, Reason::PolicyDeny, "deny policy"),
             Policy::Jwt(rules) => evaluate_jwt(snapshot, entry, rules, request, mode),
-            Policy::Webhook(_) => Decision::new(
+            Policy::Webhook(hook) => self.evaluate_webhook(entry, hook, request, mode).await,
+        }
+    }
+
+    async fn evaluate_webhook(
+        &self,
+        entry: &PolicyEntry,
+        hook: &WebhookPolicy,
+        request: &Request<'_>,
+        mode: Mode,
+    ) -> Decision {
+        if mode
+            == (Mode::DryRun {
+                fire_webhook: false,
+            })
+        {
+            let mut d = Decision::new(
                 entry,
                 false,
-                Reason::InternalError,
-                "webhook policies are not available in this build",
-            ),
+                Reason::WebhookTestSkipped,
+                "webhook not called (fire_webhook is false)",
+            );
+            d.webhook_url = Some(hook.url.to_string());
+            return d;
         }
+        let token = jwt::token::extract(request.request_url, request.token);
+        let call = WebhookRequest {
+            stream: request.stream,
+            session_id: request.session_id,
+            viewer_ip: request.viewer_ip,
+            request_url: request.request_url,
+            viewer_token: token.as_deref().unwrap_or(""),
+            connector: request.connector,
+        };
+        let outcome = self.webhooks.call(hook, &call).await;
+        let mut d = Decision::new(entry, outcome.allowed, outcome.reason, outcome.detail);
+        d.webhook_status = outcome.status;
+        d.webhook_latency_ms = Some(outcome.latency_ms);
+        if mode != Mode::Live {
+            d.webhook_url = Some(hook.url.to_string());
+        }
+        d
     }
 }
 

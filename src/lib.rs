@@ -11,7 +11,7 @@
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
 //! - [`reason`]: the stable reason codes.
-//! - [`config`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
+//! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -26,6 +26,7 @@ pub mod net;
 pub mod policy;
 pub mod reason;
 pub mod serve;
+pub mod setup;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trigger;

@@ -8,9 +8,8 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::decision::Evaluator;
 use crate::listener::{self, Limits};
-use crate::policy;
+use crate::setup;
 use crate::shutdown::{self, Shutdown};
 use crate::trigger::endpoint;
 
@@ -19,13 +18,19 @@ const TRIGGER_MAX_CONNECTIONS: usize = 16_384;
 
 /// Runs the daemon on the config at `path` until a termination signal, then drains and returns.
 pub async fn run(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
-    crate::telemetry::init(&config.log);
-    let snapshot = policy::build::from_config(&config, &Config::base_dir(path))
+    if let Ok(config) = Config::load(path) {
+        crate::telemetry::init(&config.log);
+    }
+    let loaded = setup::load(path)
+        .await
         .map_err(|problems| anyhow::anyhow!("invalid config {}:\n{problems}", path.display()))?;
+    for warning in &loaded.warnings {
+        tracing::warn!(warning = warning.as_str(), "config");
+    }
+    let config = loaded.config;
     let drain = Duration::from_secs(config.trigger.drain_timeout_s);
     let trigger_addr = config.trigger.listen;
-    let app = App::new(config, snapshot, Evaluator::new());
+    let app = App::new(config, loaded.snapshot, loaded.evaluator);
 
     let trigger = TcpListener::bind(trigger_addr)
         .await

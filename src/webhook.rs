@@ -15,9 +15,7 @@ use crate::net::addr::AddressPolicy;
 use crate::net::client::{ClientError, build_client, error_chain};
 use crate::net::guard::SsrfGuard;
 use crate::net::resolver::{BlockedByPolicy, FilteringResolver};
-use crate::policy::model::{
-    Secret, WEBHOOK_DEFAULT_TIMEOUT_MS, WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
-};
+use crate::policy::model::{Secret, WebhookPolicy};
 use crate::reason::Reason;
 
 /// At most this much of a response body is read (SPEC §3).
@@ -303,33 +301,28 @@ fn deny(reason: Reason, detail: impl Into<String>) -> WebhookOutcome {
     }
 }
 
-/// Validates a webhook policy as the config file and the control API accept it.
-///
-/// The URL must pass [`SsrfGuard::validate_for_policy`] (its name is resolved now and every
-/// answer judged). The secret must be present and non-empty. `timeout_ms` defaults to 3000;
-/// a larger value than 10000 is clamped to 10000 (not refused), and 0 is refused.
+/// Checks a webhook policy as the config file or the control API gives it: the shape (secret,
+/// timeout, URL syntax; see [`crate::policy::build::webhook_policy`]) and then the SSRF guard,
+/// resolving the host now and refusing it when any current answer is not allowed.
 pub async fn validate_webhook_policy(
     guard: &SsrfGuard,
     url: &str,
     secret: Option<&str>,
     timeout_ms: Option<u64>,
-) -> Result<WebhookPolicy, String> {
-    let secret = match secret {
-        Some(s) if !s.is_empty() => Secret::new(s),
-        _ => return Err("a webhook policy needs a non-empty secret".into()),
-    };
-    let timeout_ms = match timeout_ms {
-        None => WEBHOOK_DEFAULT_TIMEOUT_MS,
-        Some(0) => return Err("timeout_ms must be at least 1".into()),
-        Some(t) => t.min(WEBHOOK_MAX_TIMEOUT_MS),
-    };
-    let url = guard
-        .validate_for_policy(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(WebhookPolicy {
-        url,
-        secret,
-        timeout_ms,
-    })
+) -> Result<WebhookPolicy, PolicyUrlError> {
+    let mut policy = crate::policy::build::webhook_policy(Some(url), secret, timeout_ms)
+        .map_err(PolicyUrlError::Shape)?;
+    policy.url = guard.validate_for_policy(url).await?;
+    Ok(policy)
+}
+
+/// Why a webhook policy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyUrlError {
+    /// Missing secret, bad timeout, unparsable URL.
+    #[error("{0}")]
+    Shape(String),
+    /// The SSRF guard refused the URL or could not resolve its host.
+    #[error(transparent)]
+    Ssrf(#[from] crate::net::guard::SsrfError),
 }

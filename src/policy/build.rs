@@ -265,12 +265,16 @@ pub fn webhook_policy(
     let secret = secret
         .filter(|s| !s.is_empty())
         .ok_or("a webhook policy needs a non-empty secret")?;
+    let timeout_ms = match timeout_ms {
+        None => WEBHOOK_DEFAULT_TIMEOUT_MS,
+        Some(0) => return Err("timeout_ms must be at least 1".into()),
+        // SPEC §2: capped at 10000; a larger value is clamped, not refused.
+        Some(t) => t.min(WEBHOOK_MAX_TIMEOUT_MS),
+    };
     Ok(WebhookPolicy {
         url,
         secret: Secret::new(secret),
-        timeout_ms: timeout_ms
-            .unwrap_or(WEBHOOK_DEFAULT_TIMEOUT_MS)
-            .clamp(1, WEBHOOK_MAX_TIMEOUT_MS),
+        timeout_ms,
     })
 }
 

@@ -1,0 +1,103 @@
+//! Turns a config file into the parts a running usher needs — the policy snapshot and the
+//! evaluator — collecting every problem at once. `serve`, SIGHUP, `check-config` and `verify`
+//! all load through here, so they agree on what a valid config is.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::decision::Evaluator;
+use crate::net::guard::SsrfError;
+use crate::policy::build::{self, Problems};
+use crate::policy::model::Policy;
+use crate::policy::store::Snapshot;
+use crate::webhook::WebhookCaller;
+
+/// A config that passed every check.
+pub struct Loaded {
+    pub config: Config,
+    pub snapshot: Snapshot,
+    pub evaluator: Evaluator,
+    /// Things worth an operator's look that do not stop usher (e.g. a webhook host that does
+    /// not resolve right now: every dial re-checks it anyway).
+    pub warnings: Vec<String>,
+}
+
+/// Reads, checks and builds everything `path` describes. Must run inside a tokio runtime.
+pub async fn load(path: &Path) -> Result<Loaded, Problems> {
+    let config = Config::load(path).map_err(|e| Problems(vec![e.to_string()]))?;
+    load_config(config, &Config::base_dir(path)).await
+}
+
+/// Like [`load`], for a config already parsed.
+pub async fn load_config(config: Config, base_dir: &Path) -> Result<Loaded, Problems> {
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    check_control(&config, &mut problems);
+    let snapshot = build::from_config(&config, base_dir);
+    let caller = WebhookCaller::new(&config.outbound, &config.webhook);
+    let (snapshot, caller) = match (snapshot, caller) {
+        (Ok(s), Ok(c)) => (s, c),
+        (s, c) => {
+            if let Err(p) = s {
+                problems.0.extend(p.0);
+            }
+            if let Err(e) = c {
+                problems.0.push(e.to_string());
+            }
+            return Err(problems);
+        }
+    };
+    for entry in snapshot.policies() {
+        let Policy::Webhook(hook) = &entry.policy else {
+            continue;
+        };
+        let at = format!("policies[object={:?}]", entry.object);
+        match caller.guard().validate_for_policy(hook.url.as_str()).await {
+            Ok(_) => {}
+            Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
+            Err(e) => problems.0.push(format!("{at}: {e}")),
+        }
+    }
+    if !problems.0.is_empty() {
+        return Err(problems);
+    }
+    Ok(Loaded {
+        config,
+        snapshot,
+        evaluator: Evaluator::new(caller),
+        warnings,
+    })
+}
+
+/// SPEC §5: no control listener on a non-loopback address without a token.
+fn check_control(config: &Config, problems: &mut Problems) {
+    match control_tokens(config) {
+        Ok(tokens) if tokens.is_empty() && !config.control.listen.ip().is_loopback() => {
+            problems.0.push(format!(
+                "control.listen {} is not a loopback address and no control token is set",
+                config.control.listen
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => problems.0.push(e),
+    }
+}
+
+/// The control-plane bearer tokens: `[control] tokens` plus one per line of `tokens_file`.
+pub fn control_tokens(config: &Config) -> Result<Vec<String>, String> {
+    let mut tokens: Vec<String> = config.control.tokens.clone();
+    if !config.control.tokens_file.is_empty() {
+        let text = std::fs::read_to_string(&config.control.tokens_file)
+            .map_err(|e| format!("control.tokens_file {}: {e}", config.control.tokens_file))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if tokens.iter().any(|t| t.len() < 16) {
+        return Err("control tokens must be at least 16 characters".into());
+    }
+    Ok(tokens)
+}
