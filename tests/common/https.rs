@@ -39,6 +39,8 @@ pub enum Behaviour {
     TrickleBody,
     /// Present a certificate from a CA the client does not trust.
     WrongCert,
+    /// Wait this many milliseconds, then answer with the status.
+    Delayed(u64, u16),
 }
 
 /// One request as the server received it.
@@ -265,6 +267,10 @@ async fn handle(
             let mut r = Response::new(BoxBody::new(Trickle { sent: false }));
             *r.status_mut() = StatusCode::OK;
             r
+        }
+        Behaviour::Delayed(ms, code) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            full(code, format!("status {code}").into_bytes())
         }
         Behaviour::Status(code) => {
             let mut r = full(code, format!("status {code}").into_bytes());
