@@ -1,5 +1,7 @@
 //! Logging: tracing to stderr, as text or JSON. Messages are short fixed strings; values go in fields.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
@@ -12,6 +14,7 @@ pub fn init(config: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = if config.format == "json" {
         builder.json().flatten_event(true).try_init()
