@@ -2,10 +2,12 @@
 //! evaluator. The `USER_NEW` and `USER_END` paths live here; the listeners only parse and render.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
+use crate::metrics::{Gauges, Metrics};
 use crate::policy::store::{PolicyStore, Snapshot};
 use crate::trigger::payload::UserEnd;
 
@@ -16,22 +18,26 @@ pub struct App {
     pub cache: DecisionCache,
     pub evaluator: Evaluator,
     pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
     /// Wires the parts for `config`, starting from `snapshot`.
     pub fn new(config: Config, snapshot: Snapshot, evaluator: Evaluator) -> App {
+        let metrics = evaluator.metrics().clone();
         App {
             store: PolicyStore::new(snapshot),
             cache: DecisionCache::new(&config.cache),
             evaluator,
             config: Arc::new(config),
+            metrics,
         }
     }
 
     /// Answers `USER_NEW` (SPEC §3): policy, cache, single-flight evaluation, and one log line for
     /// every denial.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
+        let started = Instant::now();
         let snapshot = self.store.load();
         let (verdict, lookup) = self
             .cache
@@ -50,10 +56,17 @@ impl App {
                     Verdict {
                         allowed: d.allowed,
                         reason: d.reason,
+                        policy: d.policy_type,
                     }
                 }
             })
             .await;
+        self.metrics.decision(
+            verdict.policy,
+            verdict.reason,
+            lookup == Lookup::Hit,
+            started.elapsed(),
+        );
         tracing::debug!(
             stream = request.stream,
             session = request.session_id,
@@ -78,6 +91,7 @@ impl App {
 
     /// Handles `USER_END`: drops the session's cached decisions and logs its figures.
     pub fn user_end(&self, end: &UserEnd<'_>) {
+        self.metrics.user_end();
         for stream in end.stream_names() {
             self.cache.remove(stream, end.session_id, end.token);
         }
@@ -99,6 +113,19 @@ impl App {
         self.evaluator
             .evaluate(&snapshot, &entry, &request, Mode::DryRun { fire_webhook })
             .await
+    }
+}
+
+impl App {
+    /// The `/metrics` text: counters plus gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.cache.run_pending_tasks();
+        let gauges = Gauges {
+            cache_entries: self.cache.entry_count(),
+            webhooks_in_flight: self.evaluator.webhooks().in_flight() as u64,
+            ..Gauges::default()
+        };
+        self.metrics.render(&gauges)
     }
 }
 

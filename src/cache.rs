@@ -31,6 +31,8 @@ use crate::reason::Reason;
 pub struct Verdict {
     pub allowed: bool,
     pub reason: Reason,
+    /// The policy type that decided (`public`, `deny`, `jwt`, `webhook`; `none` if none did).
+    pub policy: &'static str,
 }
 
 /// How an answer was obtained.
@@ -245,6 +247,7 @@ impl DecisionCache {
 const INTERNAL_ERROR: Verdict = Verdict {
     allowed: false,
     reason: Reason::InternalError,
+    policy: "none",
 };
 
 impl Inner {

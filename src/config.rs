@@ -238,6 +238,19 @@ pub struct PolicyConfig {
     pub timeout_ms: Option<u64>,
 }
 
+/// The sections `USHER_<SECTION>_<KEY>` may name.
+const SECTIONS: [&str; 9] = [
+    "trigger",
+    "control",
+    "state",
+    "mist",
+    "cache",
+    "default_policy",
+    "outbound",
+    "webhook",
+    "log",
+];
+
 /// Reading the config failed before it could be validated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -251,21 +264,64 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and parses a config file (no semantic checks: see `policy::build` for those).
+    /// Reads and parses a config file, applying `USHER_<SECTION>_<KEY>` overrides from the process
+    /// environment (no semantic checks: see `setup::load` for those).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with the environment given, so tests never touch the process's.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Parse {
+        Config::parse_with_env(&text, env).map_err(|message| ConfigError::Parse {
             path: path.display().to_string(),
             message,
         })
     }
 
-    /// Parses config text.
+    /// Parses config text (no environment overrides).
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        Config::parse_with_env(text, std::iter::empty())
+    }
+
+    /// Parses config text, then applies `USHER_<SECTION>_<KEY>=value` overrides. A value that
+    /// parses as a TOML value (number, bool, array, quoted string) is taken as such, anything
+    /// else as a plain string: `USHER_CACHE_ALLOW_TTL_S=60`, `USHER_CONTROL_LISTEN=0.0.0.0:4251`.
+    pub fn parse_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("USHER_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let (section, key) = SECTIONS
+                .iter()
+                .find_map(|s| Some((*s, rest.strip_prefix(s)?.strip_prefix('_')?)))
+                .ok_or_else(|| format!("{name}: no config section matches"))?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_string(), value);
+                }
+                _ => return Err(format!("{name}: [{section}] is not a table")),
+            }
+        }
+        Config::deserialize(table).map_err(|e| e.to_string())
     }
 
     /// The directory relative paths in the config are resolved against.
@@ -274,5 +330,49 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_single_values() {
+        let c = Config::parse_with_env(
+            "[cache]\nallow_ttl_s = 600\n",
+            env(&[
+                ("USHER_CACHE_ALLOW_TTL_S", "60"),
+                ("USHER_CONTROL_LISTEN", "127.0.0.1:9999"),
+                ("USHER_DEFAULT_POLICY_TYPE", "public"),
+                ("USHER_CONTROL_TOKENS", "[\"0123456789abcdef\"]"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cache.allow_ttl_s, 60);
+        assert_eq!(c.control.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.default_policy.kind, "public");
+        assert_eq!(c.control.tokens, ["0123456789abcdef"]);
+    }
+
+    #[test]
+    fn unknown_override_is_an_error() {
+        assert!(Config::parse_with_env("", env(&[("USHER_NOPE_X", "1")])).is_err());
+        let err = Config::parse_with_env("", env(&[("USHER_CACHE_NOPE", "1")])).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_in_the_file_are_refused() {
+        let err = Config::parse("[cache]\nallow_ttl = 5\n").unwrap_err();
+        assert!(err.contains("allow_ttl"), "{err}");
     }
 }

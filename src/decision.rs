@@ -1,11 +1,13 @@
 //! The evaluator: one request and its policy in, one [`Decision`] out. `USER_NEW`, `/v1/test`
 //! and `usher verify` all call [`Evaluator::evaluate`]; only what they do around it differs.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::jwt::{self, JwtContext};
+use crate::metrics::Metrics;
 use crate::policy::lookup;
 use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
 use crate::policy::store::Snapshot;
@@ -138,12 +140,27 @@ impl Decision {
 #[derive(Clone)]
 pub struct Evaluator {
     webhooks: WebhookCaller,
+    metrics: Arc<Metrics>,
 }
 
 impl Evaluator {
-    /// An evaluator calling webhooks through `webhooks`.
+    /// An evaluator calling webhooks through `webhooks`, with fresh metrics.
     pub fn new(webhooks: WebhookCaller) -> Evaluator {
-        Evaluator { webhooks }
+        Evaluator {
+            webhooks,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The same evaluator counting into `metrics` (a reload keeps the daemon's counters).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Evaluator {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this evaluator counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The webhook caller (its guard validates policies; its gauge feeds metrics).
@@ -198,6 +215,10 @@ impl Evaluator {
             connector: request.connector,
         };
         let outcome = self.webhooks.call(hook, &call).await;
+        if outcome.status.is_some() || outcome.reason == Reason::WebhookTimeout {
+            self.metrics
+                .webhook(std::time::Duration::from_millis(outcome.latency_ms));
+        }
         let mut d = Decision::new(entry, outcome.allowed, outcome.reason, outcome.detail);
         d.webhook_status = outcome.status;
         d.webhook_latency_ms = Some(outcome.latency_ms);

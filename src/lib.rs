@@ -11,6 +11,7 @@
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
 //! - [`reason`]: the stable reason codes.
+//! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod decision;
 pub mod jwt;
 pub mod keys;
 pub mod listener;
+pub mod metrics;
 pub mod net;
 pub mod policy;
 pub mod reason;

@@ -13,10 +13,12 @@ fn cache(max_entries: u64) -> DecisionCache {
 const ALLOW: Verdict = Verdict {
     allowed: true,
     reason: Reason::Allowed,
+    policy: "public",
 };
 const DENY: Verdict = Verdict {
     allowed: false,
     reason: Reason::JwtExpired,
+    policy: "jwt",
 };
 
 /// An evaluation that counts how often it ran and answers `verdict`.

@@ -58,6 +58,8 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         Ok(user) => user,
         Err(e) => {
             tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
+            app.metrics
+                .decision("none", Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);
         }
     };
