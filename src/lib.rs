@@ -12,7 +12,7 @@
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
-//! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
+//! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`], [`systemd`]: running it.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -30,6 +30,7 @@ pub mod reason;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;
+pub mod systemd;
 pub mod telemetry;
 pub mod trigger;
 pub mod webhook;
