@@ -189,3 +189,35 @@ async fn a_policy_whose_name_resolves_to_a_refused_address_stops_the_start() {
     let err = started.expect_err("the daemon refuses the config");
     assert!(err.contains("not a globally routable"), "{err}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_decision_finish_then_exits_zero() {
+    let l = lab(5000).await;
+    l.server.set_behaviour(Behaviour::Delayed(1000, 200));
+    let body = user_new_body(
+        "live+abc",
+        "203.0.113.7",
+        "chk",
+        URL,
+        &session_id("drain"),
+        true,
+    );
+    let addr = l.daemon.trigger;
+    let pending = tokio::spawn(async move { user_new(addr, &body).await });
+    l.server.wait_for_requests(1).await;
+    let Lab {
+        daemon,
+        server,
+        dns,
+    } = l;
+    let status = tokio::task::spawn_blocking(move || daemon.stop())
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.await.unwrap().body,
+        "true",
+        "the in-flight request was answered"
+    );
+    assert!(status.success(), "{status:?}");
+    drop((server, dns));
+}
