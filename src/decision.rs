@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::jwt::{self, JwtContext};
+use crate::jwt::{self, JwtContext, VerifiedSignatures};
 use crate::metrics::Metrics;
 use crate::policy::lookup;
 use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
@@ -141,6 +141,7 @@ impl Decision {
 pub struct Evaluator {
     webhooks: WebhookCaller,
     metrics: Arc<Metrics>,
+    signatures: VerifiedSignatures,
 }
 
 impl Evaluator {
@@ -149,6 +150,7 @@ impl Evaluator {
         Evaluator {
             webhooks,
             metrics: Arc::default(),
+            signatures: VerifiedSignatures::default(),
         }
     }
 
@@ -179,7 +181,11 @@ impl Evaluator {
         match &entry.policy {
             Policy::Public => Decision::new(entry, true, Reason::Allowed, "public policy"),
             Policy::Deny => Decision::new(entry, false, Reason::PolicyDeny, "deny policy"),
-            Policy::Jwt(rules) => evaluate_jwt(snapshot, entry, rules, request, mode),
+            Policy::Jwt(rules) => {
+                // Dry runs leave no trace, not even in the signature memo.
+                let memo = (mode == Mode::Live).then_some(&self.signatures);
+                evaluate_jwt(snapshot, entry, rules, request, mode, memo)
+            }
             Policy::Webhook(hook) => self.evaluate_webhook(entry, hook, request, mode).await,
         }
     }
@@ -235,6 +241,7 @@ fn evaluate_jwt(
     rules: &JwtPolicy,
     request: &Request<'_>,
     mode: Mode,
+    memo: Option<&VerifiedSignatures>,
 ) -> Decision {
     let Some(token) = jwt::token::extract(request.request_url, request.token) else {
         return Decision::new(
@@ -250,7 +257,7 @@ fn evaluate_jwt(
         now_unix_s: now_unix_s(),
     };
     let dry_run = mode != Mode::Live;
-    match jwt::check(&token, snapshot.keys(&entry.tenant), rules, &ctx) {
+    match jwt::check_with_memo(&token, snapshot.keys(&entry.tenant), rules, &ctx, memo) {
         Ok(verified) => {
             let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
             d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));

@@ -11,6 +11,7 @@ mod claims;
 mod compact;
 mod header;
 pub mod ip;
+pub mod memo;
 pub mod token;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::reason::Reason;
 
 pub use claims::LEEWAY_S;
 pub use compact::MAX_TOKEN_BYTES;
+pub use memo::VerifiedSignatures;
 
 /// What the check knows about the request besides the token.
 #[derive(Debug, Clone, Copy)]
@@ -90,11 +92,24 @@ pub fn check(
     rules: &JwtPolicy,
     ctx: &JwtContext<'_>,
 ) -> Result<Verified, Rejected> {
+    check_with_memo(token, keys, rules, ctx, None)
+}
+
+/// [`check`], skipping the signature verification when `memo` remembers this exact token as
+/// verified by the same, still active key (every other check still runs).
+pub fn check_with_memo(
+    token: &str,
+    keys: &TenantKeys,
+    rules: &JwtPolicy,
+    ctx: &JwtContext<'_>,
+    memo: Option<&VerifiedSignatures>,
+) -> Result<Verified, Rejected> {
     let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
     let header = compact::decode(parts.header)
         .and_then(|bytes| header::parse(&bytes))
         .map_err(|f| reject(f, None, Some(parts.payload)))?;
-    let checked = check_header_and_signature(&header, &parts, keys, rules);
+    let checked =
+        check_header_and_signature(&header, &parts, keys, rules, memo.map(|m| (m, token)));
     let kid = header::kid(&header)
         .ok()
         .filter(|k| header::kid_is_plausible(k));
@@ -123,6 +138,7 @@ fn check_header_and_signature(
     parts: &compact::Parts<'_>,
     keys: &TenantKeys,
     rules: &JwtPolicy,
+    memo: Option<(&VerifiedSignatures, &str)>,
 ) -> Result<(), Fail> {
     let alg = header::alg(header)?;
     let kid = header::kid(header)?;
@@ -156,6 +172,12 @@ fn check_header_and_signature(
             format!("header alg differs from the key's {}", key.alg),
         ));
     }
+    let fingerprint = memo.map(|(m, token)| (m, VerifiedSignatures::fingerprint(token)));
+    if let Some((m, fp)) = &fingerprint {
+        if m.verified_with(fp, key) {
+            return Ok(());
+        }
+    }
     let verified = jsonwebtoken::crypto::verify(
         parts.signature,
         parts.signing_input.as_bytes(),
@@ -163,7 +185,12 @@ fn check_header_and_signature(
         key.alg.jwt_algorithm(),
     );
     match verified {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            if let Some((m, fp)) = fingerprint {
+                m.remember(fp, key);
+            }
+            Ok(())
+        }
         _ => Err(Fail::new(Reason::JwtSigFail, "signature does not verify")),
     }
 }

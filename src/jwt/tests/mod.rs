@@ -3,6 +3,7 @@
 mod algorithms;
 mod claim_checks;
 mod header_and_key;
+mod memo;
 mod structure;
 
 use std::sync::Arc;
