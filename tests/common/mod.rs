@@ -3,3 +3,4 @@
 
 pub mod daemon;
 pub mod mist;
+pub mod mist_api;
