@@ -6,6 +6,7 @@
 //! - [`trigger`]: MistServer's trigger bodies (pure parsing) and the `/trigger` endpoint.
 //! - [`app`]: the daemon's shared state and the `USER_NEW` / `USER_END` paths.
 //! - [`cache`]: per-session decisions, single-flight, invalidation by stream.
+//! - [`mist`]: MistServer's API: `invalidate_sessions` and the queue that retries it.
 //! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod keys;
 pub mod listener;
 pub mod metrics;
+pub mod mist;
 pub mod net;
 pub mod policy;
 pub mod reason;

@@ -6,3 +6,4 @@ pub mod daemon;
 pub mod dns;
 pub mod https;
 pub mod mist;
+pub mod mist_api;

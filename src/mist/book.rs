@@ -1,0 +1,198 @@
+//! The invalidation queue's bookkeeping, kept pure so merging and ticket arithmetic are tested
+//! without a MistServer: which stream names wait, which are on the wire, and which tickets are done.
+//!
+//! Every name remembers the lowest ticket still waiting for it. A ticket is acknowledged once no
+//! waiting or in-flight name carries a ticket at or below it; since new tickets only grow and put-back
+//! names keep theirs, "acknowledged through" never goes backwards.
+
+use std::collections::BTreeMap;
+
+/// Most names sent to MistServer in one `invalidate_sessions` call.
+pub const CHUNK: usize = 1_000;
+/// Most distinct names waiting (not counting one batch on the wire). Names already waiting are
+/// always merged; only new names beyond this are refused, and their ticket says so.
+pub const MAX_PENDING: usize = 100_000;
+
+/// A receipt for one `enqueue`: acknowledged once MistServer accepted every name enqueued up to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub(crate) seq: u64,
+    pub(crate) refused: usize,
+}
+
+impl Ticket {
+    /// The ticket's sequence number; tickets of later calls have higher numbers.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// How many of this call's names were refused because the queue was full. A ticket with
+    /// refused names is never acknowledged: the caller must retry them.
+    pub fn refused(&self) -> usize {
+        self.refused
+    }
+}
+
+/// Waiting names, the batch on the wire, and the counters.
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    pending: BTreeMap<String, u64>,
+    in_flight: BTreeMap<String, u64>,
+    last_ticket: u64,
+    pub(crate) refused: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) api_errors: u64,
+    pub(crate) calls_ok: u64,
+}
+
+impl Book {
+    /// Merges `names` into the waiting set under a new ticket. Empty names are skipped.
+    pub(crate) fn enqueue(&mut self, names: impl IntoIterator<Item = String>) -> Ticket {
+        self.last_ticket += 1;
+        let seq = self.last_ticket;
+        let mut refused = 0;
+        for name in names {
+            if name.is_empty() || self.pending.contains_key(&name) {
+                // Already waiting: its lower ticket covers this one too.
+                continue;
+            }
+            if self.pending.len() >= MAX_PENDING {
+                refused += 1;
+                continue;
+            }
+            self.pending.insert(name, seq);
+        }
+        self.refused += refused as u64;
+        Ticket { seq, refused }
+    }
+
+    /// Whether any name waits to be sent.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Moves every waiting name onto the wire and returns them in chunks of at most [`CHUNK`].
+    pub(crate) fn take(&mut self) -> Vec<Vec<String>> {
+        let batch = std::mem::take(&mut self.pending);
+        let chunks = batch
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .chunks(CHUNK)
+            .map(<[String]>::to_vec)
+            .collect();
+        // A batch left over from an interrupted round is merged, never dropped.
+        for (name, seq) in batch {
+            merge(&mut self.in_flight, name, seq);
+        }
+        chunks
+    }
+
+    /// MistServer accepted `chunk`.
+    pub(crate) fn accepted(&mut self, chunk: &[String]) {
+        for name in chunk {
+            self.in_flight.remove(name);
+        }
+        self.calls_ok += 1;
+        self.last_error = None;
+    }
+
+    /// A call failed: everything still on the wire waits again, merged with what arrived meanwhile.
+    pub(crate) fn failed(&mut self, error: String) {
+        for (name, seq) in std::mem::take(&mut self.in_flight) {
+            merge(&mut self.pending, name, seq);
+        }
+        self.api_errors += 1;
+        self.last_error = Some(error);
+    }
+
+    /// The highest ticket whose names have all been accepted.
+    pub(crate) fn acknowledged_through(&self) -> u64 {
+        let oldest = self.pending.values().chain(self.in_flight.values()).min();
+        oldest.map_or(self.last_ticket, |seq| seq - 1)
+    }
+
+    /// Names waiting or on the wire (a name in both counts twice).
+    pub(crate) fn outstanding(&self) -> usize {
+        self.pending.len() + self.in_flight.len()
+    }
+}
+
+fn merge(into: &mut BTreeMap<String, u64>, name: String, seq: u64) {
+    into.entry(name)
+        .and_modify(|s| *s = (*s).min(seq))
+        .or_insert(seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn enqueued_names_are_deduplicated_and_sorted() {
+        let mut b = Book::default();
+        b.enqueue(names(&["b", "a", "b", ""]));
+        b.enqueue(names(&["a", "c"]));
+        assert_eq!(b.take(), vec![names(&["a", "b", "c"])]);
+    }
+
+    #[test]
+    fn a_failed_batch_is_merged_with_names_that_arrived_meanwhile() {
+        let mut b = Book::default();
+        let t1 = b.enqueue(names(&["a", "b"]));
+        let _ = b.take();
+        let t2 = b.enqueue(names(&["b", "c"]));
+        b.failed("down".into());
+        assert_eq!(b.acknowledged_through(), t1.seq - 1);
+        assert_eq!(b.take(), vec![names(&["a", "b", "c"])]);
+        b.accepted(&names(&["a", "b", "c"]));
+        assert_eq!(b.acknowledged_through(), t2.seq);
+        assert_eq!(
+            (b.api_errors, b.calls_ok, b.last_error.clone()),
+            (1, 1, None)
+        );
+    }
+
+    #[test]
+    fn a_later_ticket_waits_for_its_own_names_even_when_already_sent_before() {
+        let mut b = Book::default();
+        let t1 = b.enqueue(names(&["a"]));
+        let chunks = b.take();
+        let t2 = b.enqueue(names(&["a"]));
+        b.accepted(&chunks[0]);
+        assert_eq!(b.acknowledged_through(), t1.seq);
+        assert!(b.acknowledged_through() < t2.seq);
+        let chunks = b.take();
+        b.accepted(&chunks[0]);
+        assert_eq!(b.acknowledged_through(), t2.seq);
+    }
+
+    #[test]
+    fn batches_are_cut_into_chunks_of_at_most_a_thousand() {
+        let mut b = Book::default();
+        b.enqueue((0..2_500).map(|i| format!("s{i:05}")));
+        let sizes: Vec<usize> = b.take().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1_000, 1_000, 500]);
+    }
+
+    #[test]
+    fn names_beyond_the_bound_are_refused_and_the_ticket_says_so() {
+        let mut b = Book::default();
+        b.enqueue((0..MAX_PENDING).map(|i| format!("s{i}")));
+        let t = b.enqueue(names(&["s1", "new1", "new2"]));
+        assert_eq!(t.refused(), 2);
+        assert_eq!(b.refused, 2);
+        assert_eq!(b.outstanding(), MAX_PENDING);
+    }
+
+    #[test]
+    fn an_empty_enqueue_is_acknowledged_when_nothing_older_waits() {
+        let mut b = Book::default();
+        let t = b.enqueue(Vec::new());
+        assert_eq!(b.acknowledged_through(), t.seq);
+    }
+}

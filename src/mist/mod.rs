@@ -1,0 +1,17 @@
+//! Talking to MistServer's API: the client for `invalidate_sessions` with the challenge login, and
+//! the queue that retries invalidations until MistServer acknowledges them (SPEC §5).
+//!
+//! - [`client`]: one API call, [`MistClient::invalidate_sessions`].
+//! - [`queue`]: [`InvalidationQueue`], the merging, retrying worker and its tickets.
+//! - [`backoff`]: the retry delays.
+//! - `book`: the queue's pure bookkeeping (pending names, tickets).
+
+pub mod backoff;
+mod book;
+pub mod client;
+pub mod queue;
+
+pub use backoff::Backoff;
+pub use book::{CHUNK, MAX_PENDING, Ticket};
+pub use client::{MistClient, MistError};
+pub use queue::{InvalidationQueue, QueueStatus};
