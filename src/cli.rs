@@ -63,6 +63,15 @@ pub enum Command {
         #[arg(long = "claim")]
         claims: Vec<String>,
     },
+    /// Register usher's USER_NEW (blocking, default "false") and USER_END triggers in MistServer.
+    MistSetup {
+        /// MistServer's API (default: `[mist] api_url`).
+        #[arg(long)]
+        api: Option<String>,
+        /// The handler URL MistServer should call (default: from `[trigger] listen`).
+        #[arg(long)]
+        handler: Option<String>,
+    },
     /// Evaluate a token against the config file offline; exit 0 allowed, 1 denied, 2 error.
     Verify {
         #[arg(long)]
@@ -110,6 +119,7 @@ pub fn run() -> ExitCode {
             };
             sign(opts)
         }
+        Command::MistSetup { api, handler } => mist_setup(&cli.config, api, handler),
         Command::Verify {
             stream,
             token,
@@ -283,5 +293,48 @@ fn verify(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn mist_setup(path: &std::path::Path, api: Option<String>, handler: Option<String>) -> ExitCode {
+    let config = match crate::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("usher mist-setup: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut mist = config.mist.clone();
+    if let Some(api) = api {
+        mist.api_url = api;
+    }
+    let handler = handler.unwrap_or_else(|| {
+        let mut listen = config.trigger.listen;
+        if listen.ip().is_unspecified() {
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{listen}/trigger")
+    });
+    let result = runtime().block_on(async {
+        let client = crate::mist::MistClient::new(&mist)?;
+        crate::mist::setup::run(&client, &handler).await
+    });
+    match result {
+        Ok(changes) => {
+            for c in changes {
+                println!("{}: {} (handler {handler})", c.trigger, c.action);
+                if c.others > 0 {
+                    println!(
+                        "  note: {} other {} handler(s) left as they were",
+                        c.others, c.trigger
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher mist-setup: {e}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::config::MistConfig;
 
@@ -159,10 +159,18 @@ impl MistClient {
         if streams.is_empty() {
             return Ok(());
         }
+        let mut command = Map::new();
+        command.insert("invalidate_sessions".into(), json!(streams));
+        self.command(command).await.map(drop)
+    }
+
+    /// Sends one API command (the members of `command`, e.g. `{"config": {…}}`), logging in with
+    /// the challenge of SPEC §1 when a username is configured, and returns MistServer's answer.
+    pub async fn command(&self, command: Map<String, Value>) -> Result<Value, MistError> {
         let Some(login) = &self.login else {
-            let answer = self.post(json!({ "invalidate_sessions": streams })).await?;
+            let answer = self.post(Value::Object(command)).await?;
             return match authorize_status(&answer)? {
-                Authorize::Absent | Authorize::Ok => Ok(()),
+                Authorize::Absent | Authorize::Ok => Ok(answer),
                 Authorize::Challenge(_) => Err(MistError::Auth("CHALL".into())),
                 Authorize::Refused(status) => Err(MistError::Auth(status)),
             };
@@ -170,30 +178,30 @@ impl MistClient {
         let cached = lock(&login.challenge).clone();
         let (challenge, from_cache) = match cached {
             Some(c) => (c, true),
-            None => match self.send_with_login(login, streams, "").await? {
-                Authorize::Absent | Authorize::Ok => return Ok(()),
-                Authorize::Challenge(c) => (c, false),
-                Authorize::Refused(status) => return Err(MistError::Auth(status)),
+            None => match self.send_with_login(login, &command, "").await? {
+                (Authorize::Absent | Authorize::Ok, answer) => return Ok(answer),
+                (Authorize::Challenge(c), _) => (c, false),
+                (Authorize::Refused(status), _) => return Err(MistError::Auth(status)),
             },
         };
         let answer = challenge_answer(&login.password_md5, &challenge);
-        match self.send_with_login(login, streams, &answer).await? {
-            Authorize::Absent | Authorize::Ok => {
+        match self.send_with_login(login, &command, &answer).await? {
+            (Authorize::Absent | Authorize::Ok, answer) => {
                 *lock(&login.challenge) = Some(challenge);
-                Ok(())
+                Ok(answer)
             }
             // A cached challenge went stale: answer the fresh one, once.
-            Authorize::Challenge(fresh) if from_cache => {
+            (Authorize::Challenge(fresh), _) if from_cache => {
                 let answer = challenge_answer(&login.password_md5, &fresh);
-                match self.send_with_login(login, streams, &answer).await? {
-                    Authorize::Absent | Authorize::Ok => {
+                match self.send_with_login(login, &command, &answer).await? {
+                    (Authorize::Absent | Authorize::Ok, answer) => {
                         *lock(&login.challenge) = Some(fresh);
-                        Ok(())
+                        Ok(answer)
                     }
-                    other => Err(self.refused(login, other)),
+                    (other, _) => Err(self.refused(login, other)),
                 }
             }
-            other => Err(self.refused(login, other)),
+            (other, _) => Err(self.refused(login, other)),
         }
     }
 
@@ -216,15 +224,16 @@ impl MistClient {
     async fn send_with_login(
         &self,
         login: &Login,
-        streams: &[String],
+        command: &Map<String, Value>,
         password: &str,
-    ) -> Result<Authorize, MistError> {
-        let body = json!({
-            "authorize": { "username": login.username, "password": password },
-            "invalidate_sessions": streams,
-        });
-        let answer = self.post(body).await?;
-        authorize_status(&answer)
+    ) -> Result<(Authorize, Value), MistError> {
+        let mut body = command.clone();
+        body.insert(
+            "authorize".into(),
+            json!({ "username": login.username, "password": password }),
+        );
+        let answer = self.post(Value::Object(body)).await?;
+        Ok((authorize_status(&answer)?, answer))
     }
 
     /// One `POST` of `body`; the answer must be 2xx and a JSON object.

@@ -4,12 +4,14 @@
 //! - [`client`]: one API call, [`MistClient::invalidate_sessions`].
 //! - [`queue`]: [`InvalidationQueue`], the merging, retrying worker and its tickets.
 //! - [`backoff`]: the retry delays.
+//! - [`setup`]: `usher mist-setup`, registering usher's triggers.
 //! - `book`: the queue's pure bookkeeping (pending names, tickets).
 
 pub mod backoff;
 mod book;
 pub mod client;
 pub mod queue;
+pub mod setup;
 
 pub use backoff::Backoff;
 pub use book::{CHUNK, MAX_PENDING, Ticket};

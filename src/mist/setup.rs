@@ -1,0 +1,125 @@
+//! `usher mist-setup`: registers usher's `USER_NEW` (blocking, `default: "false"`, object form —
+//! MistServer fails open otherwise, SPEC §1) and `USER_END` handlers in MistServer's triggers,
+//! leaving every other trigger and handler as it was.
+
+use serde_json::{Map, Value, json};
+
+use super::{MistClient, MistError};
+
+/// What `merge_triggers` did to one trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub trigger: &'static str,
+    /// `added`, `replaced` or `unchanged`.
+    pub action: &'static str,
+    /// Other handlers this trigger also has (left untouched; worth an operator's look).
+    pub others: usize,
+}
+
+/// The entry usher wants for `trigger`.
+fn entry(trigger: &str, handler: &str) -> Value {
+    if trigger == "USER_NEW" {
+        json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
+    } else {
+        json!({"handler": handler, "sync": false, "streams": []})
+    }
+}
+
+/// The handler URL of a trigger entry in either form (object, or MistServer's older array form).
+fn handler_of(entry: &Value) -> Option<&str> {
+    match entry {
+        Value::Object(o) => o.get("handler").and_then(Value::as_str),
+        Value::Array(a) => a.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Merges usher's entries for `USER_NEW` and `USER_END` (handler `handler`) into MistServer's
+/// `config.triggers` object. Entries with the same handler are replaced; others are kept.
+pub fn merge_triggers(current: &Value, handler: &str) -> (Value, Vec<Change>) {
+    let mut triggers = current.as_object().cloned().unwrap_or_default();
+    let mut changes = Vec::new();
+    for trigger in ["USER_NEW", "USER_END"] {
+        let wanted = entry(trigger, handler);
+        let list = match triggers.get(trigger) {
+            Some(Value::Array(list)) => list.clone(),
+            _ => Vec::new(),
+        };
+        let (ours, others): (Vec<Value>, Vec<Value>) = list
+            .into_iter()
+            .partition(|e| handler_of(e) == Some(handler));
+        let action = match ours.as_slice() {
+            [] => "added",
+            [only] if *only == wanted => "unchanged",
+            _ => "replaced",
+        };
+        let mut merged = others.clone();
+        merged.push(wanted);
+        triggers.insert(trigger.to_string(), Value::Array(merged));
+        changes.push(Change {
+            trigger,
+            action,
+            others: others.len(),
+        });
+    }
+    (Value::Object(triggers), changes)
+}
+
+/// Reads MistServer's triggers, merges usher's entries, and writes the triggers back when
+/// anything changed.
+pub async fn run(client: &MistClient, handler: &str) -> Result<Vec<Change>, MistError> {
+    let answer = client.command(Map::new()).await?;
+    let current = answer
+        .get("config")
+        .and_then(|c| c.get("triggers"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (merged, changes) = merge_triggers(&current, handler);
+    if changes.iter().any(|c| c.action != "unchanged") {
+        let mut command = Map::new();
+        command.insert("config".into(), json!({ "triggers": merged }));
+        client.command(command).await?;
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "http://127.0.0.1:4250/trigger";
+
+    #[test]
+    fn adds_object_form_entries_with_default_false_and_keeps_other_triggers() {
+        let current = json!({"PUSH_REWRITE": [{"handler": "http://x/push", "sync": true}]});
+        let (merged, changes) = merge_triggers(&current, H);
+        assert_eq!(merged["PUSH_REWRITE"], current["PUSH_REWRITE"]);
+        assert_eq!(
+            merged["USER_NEW"],
+            json!([{"handler": H, "sync": true, "streams": [], "default": "false"}])
+        );
+        assert_eq!(merged["USER_END"][0]["sync"], false);
+        assert!(changes.iter().all(|c| c.action == "added"));
+    }
+
+    #[test]
+    fn replaces_an_array_form_entry_of_ours_and_keeps_other_handlers() {
+        let current =
+            json!({"USER_NEW": [[H, true, []], {"handler": "http://other/x", "sync": true}]});
+        let (merged, changes) = merge_triggers(&current, H);
+        let list = merged["USER_NEW"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["handler"], "http://other/x");
+        assert_eq!(list[1]["default"], "false");
+        assert_eq!(changes[0].action, "replaced");
+        assert_eq!(changes[0].others, 1);
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing() {
+        let (once, _) = merge_triggers(&Value::Null, H);
+        let (twice, changes) = merge_triggers(&once, H);
+        assert_eq!(once, twice);
+        assert!(changes.iter().all(|c| c.action == "unchanged"));
+    }
+}
