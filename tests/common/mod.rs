@@ -5,4 +5,5 @@
 pub mod daemon;
 pub mod dns;
 pub mod https;
+pub mod jwks_server;
 pub mod mist;
