@@ -74,7 +74,7 @@ struct TenantState {
     completed: AtomicU64,
     /// The global revision at which this set last changed (written under the watch's lock).
     revision: AtomicU64,
-    fetch: Mutex<FetchState>,
+    fetch: Arc<Mutex<FetchState>>,
 }
 
 /// Owned by whoever holds the tenant's fetch lock.
@@ -178,9 +178,9 @@ impl JwksKeys {
             return false;
         }
         let seen = t.completed.load(Ordering::Acquire);
-        let mut st = match t.fetch.try_lock() {
+        let mut st = match t.fetch.clone().try_lock_owned() {
             Ok(st) => st,
-            Err(_) => t.fetch.lock().await,
+            Err(_) => t.fetch.clone().lock_owned().await,
         };
         if t.completed.load(Ordering::Acquire) != seen {
             bump(&self.shared.counters.joined);
@@ -197,7 +197,12 @@ impl JwksKeys {
         }
         st.last_unknown_kid_fetch = Some(now);
         tracing::debug!(tenant, "jwks refetch for an unknown kid");
-        self.shared.run_fetch(t, &mut st).await
+        // Detached, so a caller that gives up (a dropped request) neither cancels the fetch
+        // that the callers queued behind it are waiting for nor wastes the 30 s budget.
+        let (shared, t) = (self.shared.clone(), t.clone());
+        tokio::spawn(async move { shared.run_fetch(&t, &mut st).await })
+            .await
+            .unwrap_or(false)
     }
 
     /// A receiver woken whenever any tenant's set changes; its value is the change revision to
@@ -236,7 +241,8 @@ impl JwksKeys {
     }
 
     /// Stops every background task now (also done when the last clone is dropped). The keys
-    /// fetched so far stay readable; no further fetch is made.
+    /// fetched so far stay readable; no fetch is started after this (one already running
+    /// for an unknown kid finishes within the fetch timeout).
     pub fn shutdown(&self) {
         self.tasks.stop();
     }
@@ -250,14 +256,14 @@ impl TenantState {
             keys: ArcSwapOption::empty(),
             completed: AtomicU64::new(0),
             revision: AtomicU64::new(0),
-            fetch: Mutex::new(FetchState {
+            fetch: Arc::new(Mutex::new(FetchState {
                 etag: None,
                 interval: schedule::refresh_interval(None, &options.refresh),
                 backoff: None,
                 next_due: now,
                 last_unknown_kid_fetch: None,
                 last_change: 0,
-            }),
+            })),
         }
     }
 }
