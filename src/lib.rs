@@ -10,6 +10,7 @@
 //! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
+//! - [`jwks`]: tenant keys fetched from JWKS URLs, refreshed and refetched on unknown kids.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod listener;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::config::OutboundConfig;
 
+use super::addr::AddressPolicy;
+use super::guard::SsrfGuard;
 use super::resolver::FilteringResolver;
 
 /// `User-Agent` of every outbound request (SPEC §3).
@@ -38,6 +40,34 @@ pub enum ClientError {
     /// reqwest refused the configuration (e.g. no usable TLS roots).
     #[error("cannot build the outbound HTTP client: {0}")]
     Build(String),
+    /// The filtering resolver could not be configured.
+    #[error("cannot set up the outbound resolver: {0}")]
+    Resolver(String),
+}
+
+/// The outbound client together with the guard that judges every URL before it is requested,
+/// both built from `[outbound]` with one filtering resolver. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GuardedClient {
+    /// The client; dials only addresses the resolver judged.
+    pub client: reqwest::Client,
+    /// Judges URLs (scheme, userinfo, IP literals) before every request.
+    pub guard: SsrfGuard,
+}
+
+impl GuardedClient {
+    /// Builds the resolver, the client and the guard from `[outbound]`, with the same rules as
+    /// the webhook caller.
+    pub fn new(outbound: &OutboundConfig) -> Result<GuardedClient, ClientError> {
+        let policy = AddressPolicy::new(outbound.allow_cidrs.clone());
+        let resolver = FilteringResolver::new(&outbound.nameservers, policy)
+            .map_err(|e| ClientError::Resolver(e.message))?;
+        let client = build_client(outbound, resolver.clone())?;
+        Ok(GuardedClient {
+            client,
+            guard: SsrfGuard::new(resolver, outbound.allow_http),
+        })
+    }
 }
 
 /// Builds the outbound client.

@@ -5,5 +5,6 @@
 pub mod daemon;
 pub mod dns;
 pub mod https;
+pub mod jwks_server;
 pub mod mist;
 pub mod mist_api;
