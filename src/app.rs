@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
+use crate::invalidation::{MistNotifier, NoMist};
 use crate::policy::store::{PolicyStore, Snapshot};
 use crate::trigger::payload::UserEnd;
 
@@ -16,6 +17,11 @@ pub struct App {
     pub cache: DecisionCache,
     pub evaluator: Evaluator,
     pub config: Arc<Config>,
+    /// Where invalidated stream names go; [`NoMist`] until a MistServer queue is plugged in.
+    pub mist: Arc<dyn MistNotifier>,
+    /// Serializes policy and key changes (control plane, reload) so none loses another's change.
+    /// The one lock held across `.await`: a change commits to disk before the snapshot swaps.
+    pub writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -26,6 +32,8 @@ impl App {
             cache: DecisionCache::new(&config.cache),
             evaluator,
             config: Arc::new(config),
+            mist: Arc::new(NoMist),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

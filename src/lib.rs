@@ -10,6 +10,9 @@
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
+//! - [`control`]: the authenticated control API (keys, policies, invalidation, dry runs).
+//! - [`state`]: what the control plane sets, kept in an embedded database.
+//! - [`invalidation`]: which streams a change touches; dropping them here and in MistServer.
 //! - [`reason`]: the stable reason codes.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`]: running it.
 #![forbid(unsafe_code)]
@@ -18,7 +21,9 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decision;
+pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod listener;
@@ -28,6 +33,7 @@ pub mod reason;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;
+pub mod state;
 pub mod telemetry;
 pub mod trigger;
 pub mod webhook;
