@@ -52,6 +52,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let control_listener = TcpListener::bind(control_addr)
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control)"))?;
+    let terminate = shutdown::terminate_signal();
     tracing::info!(
         trigger = %trigger.local_addr()?,
         control = %control_listener.local_addr()?,
@@ -83,7 +84,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         signal,
     ));
 
-    shutdown::terminate_signal().await;
+    terminate.await;
     tracing::info!("shutting down");
     stop.trigger();
     let _ = trigger_task.await;
