@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
+use crate::invalidation::{MistNotifier, NoMist};
 use crate::metrics::{Gauges, Metrics};
 use crate::policy::store::{PolicyStore, Snapshot};
 use crate::trigger::payload::UserEnd;
@@ -19,6 +20,11 @@ pub struct App {
     pub evaluator: Evaluator,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// Where invalidated stream names go; [`NoMist`] until a MistServer queue is plugged in.
+    pub mist: Arc<dyn MistNotifier>,
+    /// Serializes policy and key changes (control plane, reload) so none loses another's change.
+    /// The one lock held across `.await`: a change commits to disk before the snapshot swaps.
+    pub writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -31,6 +37,8 @@ impl App {
             evaluator,
             config: Arc::new(config),
             metrics,
+            mist: Arc::new(NoMist),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

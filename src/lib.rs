@@ -12,6 +12,9 @@
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`jwks`]: tenant keys fetched from JWKS URLs, refreshed and refetched on unknown kids.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
+//! - [`control`]: the authenticated control API (keys, policies, invalidation, dry runs).
+//! - [`state`]: what the control plane sets, kept in an embedded database.
+//! - [`invalidation`]: which streams a change touches; dropping them here and in MistServer.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`], [`systemd`]: running it.
@@ -21,7 +24,9 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decision;
+pub mod invalidation;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
@@ -34,6 +39,7 @@ pub mod reason;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;
+pub mod state;
 pub mod systemd;
 pub mod telemetry;
 pub mod trigger;

@@ -8,13 +8,17 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::control::{self, Control};
 use crate::listener::{self, Limits};
 use crate::setup;
 use crate::shutdown::{self, Shutdown};
+use crate::state::{self, StateDb};
 use crate::trigger::endpoint;
 
 /// Connections the trigger listener serves at once.
 const TRIGGER_MAX_CONNECTIONS: usize = 16_384;
+/// Connections the control listener serves at once.
+const CONTROL_MAX_CONNECTIONS: usize = 256;
 
 /// Runs the daemon on the config at `path` until a termination signal, then drains and returns.
 pub async fn run(path: &Path) -> anyhow::Result<()> {
@@ -30,12 +34,30 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let config = loaded.config;
     let drain = Duration::from_secs(config.trigger.drain_timeout_s);
     let trigger_addr = config.trigger.listen;
-    let app = App::new(config, loaded.snapshot, loaded.evaluator);
+    let control_addr = config.control.listen;
+    let tokens = setup::control_tokens(&config).map_err(anyhow::Error::msg)?;
+    let db = StateDb::open(&config.state.dir).await?;
+    let mut snapshot = loaded.snapshot;
+    for problem in state::apply(db.load_all().await?, &mut snapshot) {
+        tracing::warn!(problem = problem.as_str(), "state");
+    }
+    if tokens.is_empty() {
+        tracing::warn!("no control token is configured: every /v1/ call is refused");
+    }
+    let app = App::new(config, snapshot, loaded.evaluator);
 
     let trigger = TcpListener::bind(trigger_addr)
         .await
         .with_context(|| format!("cannot listen on {trigger_addr} (trigger)"))?;
-    tracing::info!(trigger = %trigger.local_addr()?, "ready");
+    let control_listener = TcpListener::bind(control_addr)
+        .await
+        .with_context(|| format!("cannot listen on {control_addr} (control)"))?;
+    let terminate = shutdown::terminate_signal();
+    tracing::info!(
+        trigger = %trigger.local_addr()?,
+        control = %control_listener.local_addr()?,
+        "ready"
+    );
 
     let (stop, signal) = Shutdown::new();
     let limits = Limits {
@@ -43,6 +65,17 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(10),
         drain_timeout: drain,
     };
+    let ctl = Control::new(app.clone(), db, tokens);
+    let control_task = tokio::spawn(listener::serve(
+        "control",
+        control_listener,
+        Limits {
+            max_connections: CONTROL_MAX_CONNECTIONS,
+            ..limits
+        },
+        move |req, _peer| control::handle(ctl.clone(), req),
+        signal.clone(),
+    ));
     let trigger_task = tokio::spawn(listener::serve(
         "trigger",
         trigger,
@@ -51,10 +84,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         signal,
     ));
 
-    shutdown::terminate_signal().await;
+    terminate.await;
     tracing::info!("shutting down");
     stop.trigger();
     let _ = trigger_task.await;
+    let _ = control_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -34,18 +34,24 @@ impl ShutdownSignal {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn terminate_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing readiness, so a SIGTERM sent right
+/// after `ready` drains instead of killing the process.
+pub fn terminate_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (mut term, mut int) = match (term, int) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

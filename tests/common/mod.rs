@@ -2,6 +2,7 @@
 //! test servers on loopback only (a scriptable HTTPS webhook endpoint, a tiny DNS server).
 #![allow(dead_code)]
 
+pub mod api;
 pub mod daemon;
 pub mod dns;
 pub mod https;

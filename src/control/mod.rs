@@ -1,0 +1,212 @@
+//! The control API (SPEC §5, §6) on its own listener: bearer authentication, routing, bodies, and
+//! the one place where an error becomes a status and a stable code. Each resource has a file:
+//! [`keys`], [`policies`], [`invalidate`], [`test`] (the dry run).
+
+pub mod error;
+pub mod invalidate;
+pub mod keys;
+pub mod policies;
+pub mod test;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+pub use error::ApiError;
+
+use crate::app::App;
+use crate::state::StateDb;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Time allowed for a body to arrive once the headers have.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a handler answers on success: a status and a JSON body.
+pub type Reply = Result<(StatusCode, serde_json::Value), ApiError>;
+
+/// Everything the control API needs; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    pub app: App,
+    pub db: StateDb,
+    tokens: Arc<Vec<String>>,
+}
+
+impl Control {
+    /// The control API over `app`, persisting to `db`, accepting any of `tokens`. With no token
+    /// configured every `/v1/` call is refused: the API fails closed.
+    pub fn new(app: App, db: StateDb, tokens: Vec<String>) -> Control {
+        Control {
+            app,
+            db,
+            tokens: Arc::new(tokens),
+        }
+    }
+
+    /// Whether the request carries one of the configured tokens. Every token is compared, in
+    /// constant time, whatever matched before.
+    fn authorized(&self, header: Option<&HeaderValue>) -> bool {
+        let Some((scheme, given)) = header
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+        else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
+        }
+        let given = given.trim().as_bytes();
+        let mut ok = subtle::Choice::from(0);
+        for token in self.tokens.iter() {
+            ok |= token.as_bytes().ct_eq(given);
+        }
+        ok.into()
+    }
+}
+
+/// Serves one request on the control listener.
+pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let reply = route(&ctl, req).await;
+    let (status, body) = match reply {
+        Ok(ok) => ok,
+        Err(e) => (e.status(), e.body()),
+    };
+    tracing::info!(
+        method = method.as_str(),
+        path = path.as_str(),
+        status = status.as_u16(),
+        "control"
+    );
+    json(status, &body)
+}
+
+async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return match *req.method() {
+            Method::GET => Ok((StatusCode::OK, serde_json::json!("ok"))),
+            _ => Err(ApiError::MethodNotAllowed),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Err(ApiError::NotFound("no such endpoint".into()));
+    };
+    if !ctl.authorized(req.headers().get(AUTHORIZATION)) {
+        return Err(ApiError::Unauthorized);
+    }
+    let segments = rest
+        .split('/')
+        .map(percent_decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    match (segments.as_slice(), method) {
+        (["keys"], Method::GET) => Ok(keys::list(ctl)),
+        (["keys", kid], Method::PUT) => keys::put(ctl, kid, &body(req).await?).await,
+        (["keys", kid, "revoke"], Method::POST) => keys::revoke(ctl, kid).await,
+        (["policies", object], Method::GET) => policies::get(ctl, object),
+        (["policies", object], Method::PUT) => policies::put(ctl, object, &body(req).await?).await,
+        (["policies", object], Method::DELETE) => policies::delete(ctl, object).await,
+        (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
+        (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
+        (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
+        | (["policies", _] | ["invalidate"] | ["test"], _) => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NotFound("no such endpoint".into())),
+    }
+}
+
+/// Reads a body, at most [`MAX_BODY_BYTES`] and within [`BODY_TIMEOUT`].
+async fn body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limited = Limited::new(req.into_body(), MAX_BODY_BYTES);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::BadBody("body over 64 KiB".into()))
+        }
+        Ok(Err(_)) => Err(ApiError::BadBody("body could not be read".into())),
+        Err(_) => Err(ApiError::BadBody("body timed out".into())),
+    }
+}
+
+/// Parses a JSON body; serde's message names an unknown or missing field.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadBody(e.to_string()))
+}
+
+/// Decodes `%XX` escapes of a path segment (a `+` stays a `+`: stream names use it).
+fn percent_decode(segment: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::BadName("bad percent-encoding in the path".into());
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut text = serde_json::to_vec(body).unwrap_or_default();
+    text.push(b'\n');
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Merges the fields of `extra` (an object) into `base` (an object).
+pub fn merge(mut base: serde_json::Value, extra: impl serde::Serialize) -> serde_json::Value {
+    if let (Some(map), Ok(serde_json::Value::Object(more))) =
+        (base.as_object_mut(), serde_json::to_value(extra))
+    {
+        map.extend(more);
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_plus_and_decodes_escapes() {
+        assert_eq!(percent_decode("live+abc").unwrap(), "live+abc");
+        assert_eq!(percent_decode("live%2Babc").unwrap(), "live+abc");
+        assert!(percent_decode("bad%2").is_err());
+        assert!(percent_decode("bad%zz").is_err());
+        assert!(percent_decode("%ff").is_err());
+    }
+
+    #[test]
+    fn unknown_field_is_refused_naming_it() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct B {
+            tenant: String,
+        }
+        let err = parse::<B>(br#"{"tenant":"t1","colour":"red"}"#).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}
