@@ -128,11 +128,16 @@ impl App {
     /// The `/metrics` text: counters plus gauges read now.
     pub fn render_metrics(&self) -> String {
         self.cache.run_pending_tasks();
-        let gauges = Gauges {
+        let mut gauges = Gauges {
             cache_entries: self.cache.entry_count(),
             webhooks_in_flight: self.evaluator.webhooks().in_flight() as u64,
             ..Gauges::default()
         };
+        if let Some(q) = self.mist.status() {
+            gauges.mist_calls_ok = q.calls_ok;
+            gauges.mist_api_errors = q.api_errors;
+            gauges.mist_pending_streams = q.pending as u64;
+        }
         self.metrics.render(&gauges)
     }
 }

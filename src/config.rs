@@ -84,6 +84,9 @@ pub struct MistConfig {
     pub api_url: String,
     pub username: String,
     pub password: String,
+    /// How long an invalidating control-plane call waits for MistServer's acknowledgement before
+    /// answering (the queue keeps retrying in the background either way).
+    pub ack_wait_ms: u64,
 }
 
 impl Default for MistConfig {
@@ -92,6 +95,7 @@ impl Default for MistConfig {
             api_url: "http://127.0.0.1:4242/api2".into(),
             username: String::new(),
             password: String::new(),
+            ack_wait_ms: 2000,
         }
     }
 }

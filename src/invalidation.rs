@@ -12,11 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::mist::{InvalidationQueue, QueueStatus, Ticket};
 use crate::policy::lookup;
 use crate::policy::store::Snapshot;
-
-/// How long an invalidating API call waits for MistServer's acknowledgement.
-pub const ACK_WAIT: Duration = Duration::from_secs(2);
 
 /// A boxed future, as trait objects return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -25,9 +23,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// retrying until it succeeds.
 pub trait MistNotifier: Send + Sync {
     /// Queues the stream names (merged with anything pending); returns a ticket to wait on.
-    fn enqueue(&self, streams: Vec<String>) -> u64;
+    fn enqueue(&self, streams: Vec<String>) -> Ticket;
     /// Whether MistServer acknowledged everything queued up to `ticket` within `timeout`.
-    fn wait_acknowledged(&self, ticket: u64, timeout: Duration) -> BoxFuture<'_, bool>;
+    fn wait_acknowledged(&self, ticket: Ticket, timeout: Duration) -> BoxFuture<'_, bool>;
+    /// The queue's state, for metrics; `None` when there is no queue.
+    fn status(&self) -> Option<QueueStatus>;
 }
 
 /// No MistServer queue: nothing is sent, nothing is acknowledged.
@@ -35,12 +35,30 @@ pub trait MistNotifier: Send + Sync {
 pub struct NoMist;
 
 impl MistNotifier for NoMist {
-    fn enqueue(&self, _streams: Vec<String>) -> u64 {
-        0
+    fn enqueue(&self, _streams: Vec<String>) -> Ticket {
+        Ticket { seq: 0, refused: 0 }
     }
 
-    fn wait_acknowledged(&self, _ticket: u64, _timeout: Duration) -> BoxFuture<'_, bool> {
+    fn wait_acknowledged(&self, _ticket: Ticket, _timeout: Duration) -> BoxFuture<'_, bool> {
         Box::pin(std::future::ready(false))
+    }
+
+    fn status(&self) -> Option<QueueStatus> {
+        None
+    }
+}
+
+impl MistNotifier for InvalidationQueue {
+    fn enqueue(&self, streams: Vec<String>) -> Ticket {
+        InvalidationQueue::enqueue(self, streams)
+    }
+
+    fn wait_acknowledged(&self, ticket: Ticket, timeout: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(InvalidationQueue::wait_acknowledged(self, ticket, timeout))
+    }
+
+    fn status(&self) -> Option<QueueStatus> {
+        Some(InvalidationQueue::status(self))
     }
 }
 
@@ -92,7 +110,7 @@ pub struct Invalidated {
     pub dropped: u64,
     /// The streams invalidated (and sent to MistServer).
     pub streams: Vec<String>,
-    /// Whether MistServer acknowledged within [`ACK_WAIT`]; vacuously true for no streams.
+    /// Whether MistServer acknowledged within `[mist] ack_wait_ms`; vacuously true for no streams.
     pub mist_acknowledged: bool,
 }
 
@@ -124,7 +142,9 @@ pub async fn invalidate_streams(app: &App, streams: Vec<String>) -> Invalidated 
         .cache
         .invalidate_streams(streams.iter().map(String::as_str));
     let ticket = app.mist.enqueue(streams.clone());
-    let mist_acknowledged = app.mist.wait_acknowledged(ticket, ACK_WAIT).await;
+    let wait = Duration::from_millis(app.config.mist.ack_wait_ms);
+    let mist_acknowledged = app.mist.wait_acknowledged(ticket, wait).await;
+    app.metrics.invalidation(dropped);
     tracing::info!(
         streams = streams.len(),
         dropped,

@@ -1,6 +1,7 @@
 //! `usher serve`: load the config, bind the listeners, run until SIGTERM/SIGINT, then drain.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::control::{self, Control};
 use crate::listener::{self, Limits};
+use crate::mist::{Backoff, InvalidationQueue, MistClient};
 use crate::setup;
 use crate::shutdown::{self, Shutdown};
 use crate::state::{self, StateDb};
@@ -44,7 +46,10 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     if tokens.is_empty() {
         tracing::warn!("no control token is configured: every /v1/ call is refused");
     }
-    let app = App::new(config, snapshot, loaded.evaluator);
+    let mist = MistClient::new(&config.mist)?;
+    let mut app = App::new(config, snapshot, loaded.evaluator);
+    let queue = InvalidationQueue::spawn(mist, Backoff::default());
+    app.mist = Arc::new(queue.clone());
 
     let trigger = TcpListener::bind(trigger_addr)
         .await
@@ -89,6 +94,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     stop.trigger();
     let _ = trigger_task.await;
     let _ = control_task.await;
+    queue.shutdown();
     tracing::info!("stopped");
     Ok(())
 }

@@ -77,6 +77,15 @@ impl Control {
 pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if path == "/metrics" && method == Method::GET {
+        // Prometheus text, no auth (like /healthz): it carries no ids, tokens or secrets.
+        let mut response = Response::new(Full::new(Bytes::from(ctl.app.render_metrics())));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return response;
+    }
     let reply = route(&ctl, req).await;
     let (status, body) = match reply {
         Ok(ok) => ok,

@@ -68,6 +68,13 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // Unless the test points usher at a MistServer stand-in, point it at a closed loopback
+        // port and wait for acknowledgements only briefly.
+        let text = std::fs::read_to_string(config).unwrap_or_default();
+        if !text.contains("[mist]") {
+            cmd.env("USHER_MIST_API_URL", "http://127.0.0.1:9/api2");
+            cmd.env("USHER_MIST_ACK_WAIT_MS", "100");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
