@@ -22,6 +22,7 @@ fn client(api: &MistApi, username: &str, password: &str) -> MistClient {
         api_url: api.url(),
         username: username.into(),
         password: password.into(),
+        ..MistConfig::default()
     })
     .expect("client")
 }
