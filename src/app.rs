@@ -133,6 +133,16 @@ impl App {
             webhooks_in_flight: self.evaluator.webhooks().in_flight() as u64,
             ..Gauges::default()
         };
+        if let Some(j) = self.evaluator.jwks() {
+            let st = j.stats();
+            gauges.jwks_fetches = vec![
+                ("ok", st.ok),
+                ("not_modified", st.not_modified),
+                ("error", st.error),
+                ("rate_limited", st.rate_limited),
+                ("joined", st.joined),
+            ];
+        }
         if let Some(q) = self.mist.status() {
             gauges.mist_calls_ok = q.calls_ok;
             gauges.mist_api_errors = q.api_errors;

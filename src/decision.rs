@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::jwks::JwksKeys;
 use crate::jwt::{self, JwtContext, VerifiedSignatures};
+use crate::keys::TenantKeys;
 use crate::metrics::Metrics;
 use crate::policy::lookup;
 use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
@@ -136,12 +138,17 @@ impl Decision {
     }
 }
 
+/// How long a decision waits for an unknown-kid JWKS refetch (under MistServer's 5 s per attempt;
+/// the fetch itself runs on and a retry joins the pending decision).
+const JWKS_REFETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The evaluator. Cheap to clone; holds the outbound webhook machinery.
 #[derive(Clone)]
 pub struct Evaluator {
     webhooks: WebhookCaller,
     metrics: Arc<Metrics>,
     signatures: VerifiedSignatures,
+    jwks: Option<JwksKeys>,
 }
 
 impl Evaluator {
@@ -151,7 +158,19 @@ impl Evaluator {
             webhooks,
             metrics: Arc::default(),
             signatures: VerifiedSignatures::default(),
+            jwks: None,
         }
+    }
+
+    /// The same evaluator refetching JWKS sets on unknown kids through `jwks`.
+    pub fn with_jwks(mut self, jwks: JwksKeys) -> Evaluator {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// The JWKS key service, when any tenant has a JWKS URL.
+    pub fn jwks(&self) -> Option<&JwksKeys> {
+        self.jwks.as_ref()
     }
 
     /// The same evaluator counting into `metrics` (a reload keeps the daemon's counters).
@@ -184,10 +203,45 @@ impl Evaluator {
             Policy::Jwt(rules) => {
                 // Dry runs leave no trace, not even in the signature memo.
                 let memo = (mode == Mode::Live).then_some(&self.signatures);
-                evaluate_jwt(snapshot, entry, rules, request, mode, memo)
+                let d = evaluate_jwt(snapshot, entry, rules, request, mode, memo, None);
+                match self.refetched_keys(snapshot, entry, &d).await {
+                    Some(keys) => {
+                        evaluate_jwt(snapshot, entry, rules, request, mode, memo, Some(&keys))
+                    }
+                    None => d,
+                }
             }
             Policy::Webhook(hook) => self.evaluate_webhook(entry, hook, request, mode).await,
         }
+    }
+
+    /// On `jwt-unknown-kid` (or `no-active-keys`) for a tenant with a JWKS URL, and a kid that is
+    /// neither active nor revoked, refetches the tenant's set (rate-limited in [`JwksKeys`]) and
+    /// returns the merged keys when the set changed, for one more check.
+    async fn refetched_keys(
+        &self,
+        snapshot: &Snapshot,
+        entry: &PolicyEntry,
+        d: &Decision,
+    ) -> Option<TenantKeys> {
+        let jwks = self.jwks.as_ref()?;
+        if !matches!(d.reason, Reason::JwtUnknownKid | Reason::NoActiveKeys)
+            || !jwks.has_tenant(&entry.tenant)
+        {
+            return None;
+        }
+        let kid = d.kid.as_deref()?;
+        let tenant = snapshot.tenant(&entry.tenant)?;
+        if tenant.active.get(kid).is_some() || tenant.revoked.contains_key(kid) {
+            return None; // refused by allowed_kids, or revoked: a refetch cannot help
+        }
+        let changed = tokio::time::timeout(
+            JWKS_REFETCH_WAIT,
+            jwks.refresh_for_unknown_kid(&entry.tenant),
+        )
+        .await
+        .unwrap_or(false);
+        changed.then(|| crate::jwks::merged_keys(tenant, jwks.keys(&entry.tenant).as_deref()))
     }
 
     async fn evaluate_webhook(
@@ -242,6 +296,7 @@ fn evaluate_jwt(
     request: &Request<'_>,
     mode: Mode,
     memo: Option<&VerifiedSignatures>,
+    keys: Option<&TenantKeys>,
 ) -> Decision {
     let Some(token) = jwt::token::extract(request.request_url, request.token) else {
         return Decision::new(
@@ -257,7 +312,8 @@ fn evaluate_jwt(
         now_unix_s: now_unix_s(),
     };
     let dry_run = mode != Mode::Live;
-    match jwt::check_with_memo(&token, snapshot.keys(&entry.tenant), rules, &ctx, memo) {
+    let keys = keys.unwrap_or_else(|| snapshot.keys(&entry.tenant));
+    match jwt::check_with_memo(&token, keys, rules, &ctx, memo) {
         Ok(verified) => {
             let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
             d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));

@@ -15,6 +15,7 @@
 //! - [`control`]: the authenticated control API (keys, policies, invalidation, dry runs).
 //! - [`state`]: what the control plane sets, kept in an embedded database.
 //! - [`invalidation`]: which streams a change touches; dropping them here and in MistServer.
+//! - [`reload`]: composing config, stored state and JWKS keys; SIGHUP; JWKS changes.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`], [`systemd`]: running it.
@@ -36,6 +37,7 @@ pub mod mist;
 pub mod net;
 pub mod policy;
 pub mod reason;
+pub mod reload;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;

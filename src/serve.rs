@@ -10,11 +10,16 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::config::Config;
 use crate::control::{self, Control};
+use crate::jwks::{JwksKeys, JwksOptions};
 use crate::listener::{self, Limits};
 use crate::mist::{Backoff, InvalidationQueue, MistClient};
+use crate::net::client::GuardedClient;
+use crate::policy::store::Snapshot;
+use crate::reload;
 use crate::setup;
 use crate::shutdown::{self, Shutdown};
-use crate::state::{self, StateDb};
+use crate::state::StateDb;
+use crate::systemd;
 use crate::trigger::endpoint;
 
 /// Connections the trigger listener serves at once.
@@ -39,17 +44,26 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let control_addr = config.control.listen;
     let tokens = setup::control_tokens(&config).map_err(anyhow::Error::msg)?;
     let db = StateDb::open(&config.state.dir).await?;
-    let mut snapshot = loaded.snapshot;
-    for problem in state::apply(db.load_all().await?, &mut snapshot) {
+    let jwks = start_jwks(&config, &loaded.snapshot)?;
+    let (snapshot, problems) =
+        reload::compose(loaded.snapshot, db.load_all().await?, jwks.as_ref());
+    for problem in problems {
         tracing::warn!(problem = problem.as_str(), "state");
     }
     if tokens.is_empty() {
         tracing::warn!("no control token is configured: every /v1/ call is refused");
     }
     let mist = MistClient::new(&config.mist)?;
-    let mut app = App::new(config, snapshot, loaded.evaluator);
+    let evaluator = match &jwks {
+        Some(j) => loaded.evaluator.with_jwks(j.clone()),
+        None => loaded.evaluator,
+    };
+    let mut app = App::new(config, snapshot, evaluator);
     let queue = InvalidationQueue::spawn(mist, Backoff::default());
     app.mist = Arc::new(queue.clone());
+    if let Some(j) = &jwks {
+        tokio::spawn(reload::follow_jwks(app.clone(), j.clone()));
+    }
 
     let trigger = TcpListener::bind(trigger_addr)
         .await
@@ -58,11 +72,19 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {control_addr} (control)"))?;
     let terminate = shutdown::terminate_signal();
+    // Installed before `ready`: a SIGHUP right after it must reload, not kill.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let trigger_bound = trigger.local_addr()?;
     tracing::info!(
-        trigger = %trigger.local_addr()?,
+        trigger = %trigger_bound,
         control = %control_listener.local_addr()?,
         "ready"
     );
+    systemd::ready(&format!("answering triggers on {trigger_bound}"));
+    if let Some(interval) = systemd::watchdog_interval(|k| std::env::var(k).ok()) {
+        tokio::spawn(systemd::watchdog(interval));
+    }
 
     let (stop, signal) = Shutdown::new();
     let limits = Limits {
@@ -70,7 +92,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(10),
         drain_timeout: drain,
     };
-    let ctl = Control::new(app.clone(), db, tokens);
+    let ctl = Control::new(app.clone(), db.clone(), tokens);
+    tokio::spawn(reload_on_sighup(app.clone(), path.to_path_buf(), db, hup));
+    let drained = app.clone();
     let control_task = tokio::spawn(listener::serve(
         "control",
         control_listener,
@@ -91,10 +115,47 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 
     terminate.await;
     tracing::info!("shutting down");
+    systemd::stopping();
     stop.trigger();
     let _ = trigger_task.await;
     let _ = control_task.await;
     queue.shutdown();
+    if let Some(j) = drained.evaluator.jwks() {
+        j.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts fetching the JWKS sets of the tenants that have a `jwks_url`.
+fn start_jwks(config: &Config, snapshot: &Snapshot) -> anyhow::Result<Option<JwksKeys>> {
+    let mut tenants = Vec::new();
+    for (id, tenant) in snapshot.tenants() {
+        if let Some(url) = &tenant.jwks_url {
+            let url = url::Url::parse(url).with_context(|| format!("tenant {id}: jwks_url"))?;
+            tenants.push((id.clone(), url));
+        }
+    }
+    if tenants.is_empty() {
+        return Ok(None);
+    }
+    let client = GuardedClient::new(&config.outbound)?;
+    Ok(Some(JwksKeys::start(
+        tenants,
+        client,
+        JwksOptions::default(),
+    )))
+}
+
+/// Re-reads the config on every SIGHUP.
+async fn reload_on_sighup(
+    app: App,
+    path: std::path::PathBuf,
+    db: StateDb,
+    mut hup: tokio::signal::unix::Signal,
+) {
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        reload::reload(&app, &path, &db).await;
+    }
 }

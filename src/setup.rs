@@ -58,6 +58,17 @@ pub async fn load_config(config: Config, base_dir: &Path) -> Result<Loaded, Prob
             Err(e) => problems.0.push(format!("{at}: {e}")),
         }
     }
+    for (id, tenant) in snapshot.tenants() {
+        let Some(url) = &tenant.jwks_url else {
+            continue;
+        };
+        let at = format!("tenants[id={id:?}].jwks_url");
+        match caller.guard().validate_for_policy(url).await {
+            Ok(_) => {}
+            Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
+            Err(e) => problems.0.push(format!("{at}: {e}")),
+        }
+    }
     if !problems.0.is_empty() {
         return Err(problems);
     }
