@@ -38,31 +38,7 @@ pub enum Command {
         out: PathBuf,
     },
     /// Print a signed token (for tests and for checking setups).
-    Sign {
-        /// Private key PEM (or the shared secret file for HS256).
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        kid: String,
-        #[arg(long, default_value = "ES256")]
-        alg: String,
-        /// Seconds from now until `exp` (default 3600).
-        #[arg(long, allow_hyphen_values = true)]
-        exp_in: Option<i64>,
-        /// Seconds from now until `nbf`.
-        #[arg(long, allow_hyphen_values = true)]
-        nbf_in: Option<i64>,
-        #[arg(long)]
-        aud: Option<String>,
-        #[arg(long)]
-        sub: Option<String>,
-        /// An IP or CIDR the viewer must come from.
-        #[arg(long)]
-        ipa: Option<String>,
-        /// NAME=JSON (a value that is not JSON is taken as a string); repeatable.
-        #[arg(long = "claim")]
-        claims: Vec<String>,
-    },
+    Sign(SignArgs),
     /// Register usher's USER_NEW (blocking, default "false") and USER_END triggers in MistServer.
     MistSetup {
         /// MistServer's API (default: `[mist] api_url`).
@@ -95,30 +71,7 @@ pub fn run() -> ExitCode {
         Command::Serve => serve(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
         Command::Keygen { kid, alg, out } => keygen(&kid, &alg, &out),
-        Command::Sign {
-            key,
-            kid,
-            alg,
-            exp_in,
-            nbf_in,
-            aud,
-            sub,
-            ipa,
-            claims,
-        } => {
-            let opts = SignArgs {
-                key,
-                kid,
-                alg,
-                exp_in,
-                nbf_in,
-                aud,
-                sub,
-                ipa,
-                claims,
-            };
-            sign(opts)
-        }
+        Command::Sign(args) => sign(args),
         Command::MistSetup { api, handler } => mist_setup(&cli.config, api, handler),
         Command::Verify {
             stream,
@@ -192,15 +145,31 @@ fn keygen(kid: &str, alg: &str, out: &std::path::Path) -> ExitCode {
     }
 }
 
-struct SignArgs {
+/// The arguments of `usher sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// Private key PEM (or the shared secret file for HS256).
+    #[arg(long)]
     key: PathBuf,
+    #[arg(long)]
     kid: String,
+    #[arg(long, default_value = "ES256")]
     alg: String,
+    /// Seconds from now until `exp` (default 3600).
+    #[arg(long, allow_hyphen_values = true)]
     exp_in: Option<i64>,
+    /// Seconds from now until `nbf`.
+    #[arg(long, allow_hyphen_values = true)]
     nbf_in: Option<i64>,
+    #[arg(long)]
     aud: Option<String>,
+    #[arg(long)]
     sub: Option<String>,
+    /// An IP or CIDR the viewer must come from.
+    #[arg(long)]
     ipa: Option<String>,
+    /// NAME=JSON (a value that is not JSON is taken as a string); repeatable.
+    #[arg(long = "claim")]
     claims: Vec<String>,
 }
 

@@ -13,14 +13,6 @@ const URL: &str = "http://127.0.0.1:8080/hls/vod/index.m3u8";
 /// A lab allowance so a webhook URL on 127.0.0.2 passes the SSRF guard without DNS.
 const LAB_OUTBOUND: &str = "[outbound]\nallow_cidrs = [\"127.0.0.2/32\"]\n";
 
-fn lookups(d: &Daemon, session: &str) -> Vec<String> {
-    d.logs()
-        .iter()
-        .filter(|l| l["message"] == "decided" && l["session"] == session)
-        .map(|l| l["lookup"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 async fn watch(d: &Daemon, stream: &str, token: &str, session: &str) -> String {
     let url = format!("{URL}?jwt={token}");
     let body = user_new_body(stream, "127.0.0.1", token, &url, session, true);
@@ -69,9 +61,9 @@ async fn revoked_key_denies_the_next_user_new_with_jwt_unknown_kid() {
         l["message"] == "denied" && l["session"] == s && l["reason"] == "jwt-unknown-kid"
     })
     .await;
-    d.wait_for_log("three decisions", |_| lookups(&d, &s).len() == 3)
+    d.wait_for_log("three decisions", |_| d.lookups(&s).len() == 3)
         .await;
-    assert_eq!(lookups(&d, &s), ["evaluated", "hit", "evaluated"]);
+    assert_eq!(d.lookups(&s), ["evaluated", "hit", "evaluated"]);
 
     // A revoked kid stays revoked.
     let (status, err) = api.call("PUT", "/v1/keys/k1", Some(key.body("t1"))).await;
@@ -309,11 +301,11 @@ async fn a_policy_set_on_one_stream_leaves_other_streams_cached() {
     assert_eq!(watch(&d, "live+b", "x", &sb).await, "true");
     assert_eq!(watch(&d, "live+a", "x", &sa).await, "false");
     d.wait_for_log("four decisions", |_| {
-        lookups(&d, &sa).len() == 2 && lookups(&d, &sb).len() == 2
+        d.lookups(&sa).len() == 2 && d.lookups(&sb).len() == 2
     })
     .await;
-    assert_eq!(lookups(&d, &sb), ["evaluated", "hit"]);
-    assert_eq!(lookups(&d, &sa), ["evaluated", "evaluated"]);
+    assert_eq!(d.lookups(&sb), ["evaluated", "hit"]);
+    assert_eq!(d.lookups(&sa), ["evaluated", "evaluated"]);
 
     let (status, deleted) = api.call("DELETE", "/v1/policies/live+a", None).await;
     assert_eq!((status, &deleted["deleted"]), (200, &json!(true)));

@@ -20,14 +20,6 @@ async fn ask(d: &Daemon, stream: &str, session: &str) -> String {
     user_new(d.trigger, &body).await.body
 }
 
-fn lookups(d: &Daemon, session: &str) -> Vec<String> {
-    d.logs()
-        .iter()
-        .filter(|l| l["message"] == "decided" && l["session"] == session)
-        .map(|l| l["lookup"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 #[test]
 fn systemd_gets_ready_watchdog_pings_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,10 +75,10 @@ async fn sighup_swaps_in_a_valid_config_and_invalidates_what_changed() {
         "a's cached allow was dropped"
     );
     assert_eq!(ask(&d, "b", &sb).await, "true");
-    d.wait_for_log("decisions", |_| lookups(&d, &sb).len() == 2)
+    d.wait_for_log("decisions", |_| d.lookups(&sb).len() == 2)
         .await;
     assert_eq!(
-        lookups(&d, &sb),
+        d.lookups(&sb),
         ["evaluated", "hit"],
         "b kept its cached decision"
     );

@@ -21,14 +21,6 @@ fn start(extra: &str) -> Daemon {
     Daemon::start(extra)
 }
 
-fn lookups(d: &Daemon, session: &str) -> Vec<String> {
-    d.logs()
-        .iter()
-        .filter(|l| l["message"] == "decided" && l["session"] == session)
-        .map(|l| l["lookup"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn first_check_of_seven_lines_is_answered_true_as_text_plain() {
     let d = start(&public(&["vod"]));
@@ -65,9 +57,9 @@ async fn recheck_of_six_lines_is_answered_and_hits_the_cache() {
         [first.body, recheck.body, third.body],
         ["true", "true", "true"]
     );
-    d.wait_for_log("three decisions", |_| lookups(&d, &s).len() == 3)
+    d.wait_for_log("three decisions", |_| d.lookups(&s).len() == 3)
         .await;
-    assert_eq!(lookups(&d, &s), ["evaluated", "hit", "hit"]);
+    assert_eq!(d.lookups(&s), ["evaluated", "hit", "hit"]);
 }
 
 #[tokio::test]
@@ -200,19 +192,15 @@ async fn user_end_drops_the_cached_decision_of_that_session() {
         .await;
     }
     d.wait_for_log("four decisions", |_| {
-        lookups(&d, &s1).len() == 2 && lookups(&d, &s2).len() == 2
+        d.lookups(&s1).len() == 2 && d.lookups(&s2).len() == 2
     })
     .await;
     assert_eq!(
-        lookups(&d, &s1),
+        d.lookups(&s1),
         ["evaluated", "evaluated"],
         "USER_END dropped s1"
     );
-    assert_eq!(
-        lookups(&d, &s2),
-        ["evaluated", "hit"],
-        "s2 kept its decision"
-    );
+    assert_eq!(d.lookups(&s2), ["evaluated", "hit"], "s2 kept its decision");
     d.wait_for_log("session ended", |l| {
         l["message"] == "session ended" && l["session"] == s1.as_str()
     })

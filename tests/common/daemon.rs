@@ -129,6 +129,16 @@ impl Daemon {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// How each `USER_NEW` of `session` was answered, in order: `hit`, `evaluated` or `joined`
+    /// (from the debug `decided` lines).
+    pub fn lookups(&self, session: &str) -> Vec<String> {
+        self.logs()
+            .iter()
+            .filter(|l| l["message"] == "decided" && l["session"] == session)
+            .map(|l| l["lookup"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     /// Waits (generously) until a log line satisfies `pred`.
     pub async fn wait_for_log(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -165,14 +165,15 @@ impl Drop for HttpsServer {
     }
 }
 
-struct TlsMaterial {
-    ca_pem: String,
-    acceptor: TlsAcceptor,
+/// A fresh test CA and an acceptor for a certificate it signed (shared with the JWKS server).
+pub struct TlsMaterial {
+    pub ca_pem: String,
+    pub acceptor: TlsAcceptor,
 }
 
 impl TlsMaterial {
     /// A fresh CA and a server certificate for [`CERT_NAMES`] signed by it.
-    fn new() -> TlsMaterial {
+    pub fn new() -> TlsMaterial {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

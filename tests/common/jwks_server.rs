@@ -11,14 +11,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-
-use super::https::CERT_NAMES;
 
 /// What the server answers from now on.
 #[derive(Debug, Clone)]
@@ -124,30 +120,10 @@ impl Drop for JwksServer {
     }
 }
 
-/// A fresh CA, and an acceptor with a certificate for [`CERT_NAMES`] signed by it.
+/// A fresh CA, and an acceptor with a certificate for the test names signed by it.
 fn tls() -> (String, TlsAcceptor) {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let names: Vec<String> = CERT_NAMES.iter().map(|s| s.to_string()).collect();
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = CertificateParams::new(names)
-        .expect("leaf params")
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf cert");
-    let chain = vec![CertificateDer::from(leaf.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server cert");
-    (ca_cert.pem(), TlsAcceptor::from(Arc::new(config)))
+    let m = super::https::TlsMaterial::new();
+    (m.ca_pem, m.acceptor)
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, acceptor: TlsAcceptor) {
