@@ -151,8 +151,17 @@ impl MistApi {
         }
     }
 
-    /// Listens again on the same port. Panics when the port cannot be bound within 10 s.
+    /// Listens again on the same port (no-op when it is up). Panics when the port cannot be
+    /// bound within 10 s.
     pub async fn up(&self) {
+        if self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let listener = loop {
             match TcpListener::bind(self.addr).await {
