@@ -22,6 +22,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Where invalidated stream names go; [`NoMist`] until a MistServer queue is plugged in.
     pub mist: Arc<dyn MistNotifier>,
+    /// MistServer's API, asked for its active streams when invalidating (`None`: not asked).
+    pub mist_api: Option<crate::mist::MistClient>,
     /// Serializes policy and key changes (control plane, reload) so none loses another's change.
     /// The one lock held across `.await`: a change commits to disk before the snapshot swaps.
     pub writes: Arc<tokio::sync::Mutex<()>>,
@@ -38,6 +40,7 @@ impl App {
             config: Arc::new(config),
             metrics,
             mist: Arc::new(NoMist),
+            mist_api: None,
             writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }

@@ -128,9 +128,32 @@ impl Invalidated {
 /// place: a decision still in flight under the old one is answered but not cached.
 pub async fn invalidate(app: &App, scopes: &[Scope<'_>], old: &Snapshot) -> Invalidated {
     let new = app.store.load();
-    let known = app.cache.known_streams(|_| true);
+    let mut known = app.cache.known_streams(|_| true);
+    known.extend(active_streams(app).await);
     let streams = affected_streams(known.iter().map(String::as_str), scopes, old, &new);
     invalidate_streams(app, streams).await
+}
+
+/// How long an invalidation waits for MistServer's list of active streams.
+const ACTIVE_STREAMS_WAIT: Duration = Duration::from_secs(1);
+
+/// The streams MistServer has active, best effort: after a restart usher has seen few streams,
+/// but MistServer may still hold allowed sessions of others (a revoked key must reach them too).
+async fn active_streams(app: &App) -> Vec<String> {
+    let Some(api) = &app.mist_api else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(ACTIVE_STREAMS_WAIT, api.active_streams()).await {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot list MistServer's active streams");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!("MistServer's active streams did not arrive in time");
+            Vec::new()
+        }
+    }
 }
 
 /// Drops the cached decisions of these exact streams and tells MistServer.

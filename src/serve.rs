@@ -59,6 +59,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         None => loaded.evaluator,
     };
     let mut app = App::new(config, snapshot, evaluator);
+    app.mist_api = Some(mist.clone());
     let queue = InvalidationQueue::spawn(mist, Backoff::default());
     app.mist = Arc::new(queue.clone());
     if let Some(j) = &jwks {

@@ -153,3 +153,34 @@ async fn metrics_have_the_expected_names_and_no_id_labels() {
             .unwrap_or_else(|_| panic!("bad sample {line}"));
     }
 }
+
+#[tokio::test]
+async fn revocation_reaches_streams_usher_has_not_seen_since_it_started() {
+    let mist = MistApi::start().await;
+    // MistServer has viewers on live+unseen (allowed before usher restarted, say).
+    mist.set_hook(std::sync::Arc::new(|body: &serde_json::Value| {
+        let mut answer = serde_json::Map::new();
+        if body.get("active_streams").is_some() {
+            answer.insert("active_streams".into(), json!(["live+unseen", "other"]));
+        }
+        answer
+    }));
+    let d = daemon_with_mist(&mist).await;
+    let api = Api::new(&d);
+    let key = Key::new("k1");
+    api.call("PUT", "/v1/keys/k1", Some(key.body("t1"))).await;
+    api.call(
+        "PUT",
+        "/v1/policies/live",
+        Some(json!({"tenant": "t1", "type": "jwt"})),
+    )
+    .await;
+    let (status, revoked) = api.call("POST", "/v1/keys/k1/revoke", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(revoked["streams"], json!(["live+unseen"]), "{revoked}");
+    assert!(mist.invalidated().contains(&"live+unseen".to_string()));
+    assert!(
+        !mist.invalidated().contains(&"other".to_string()),
+        "other tenants' streams untouched"
+    );
+}

@@ -164,6 +164,25 @@ impl MistClient {
         self.command(command).await.map(drop)
     }
 
+    /// The names of the streams MistServer has active now (`{"active_streams": true}`), so an
+    /// invalidation can name streams usher has not seen since it started. Accepts MistServer's
+    /// list form and its object form (stream name → details).
+    pub async fn active_streams(&self) -> Result<Vec<String>, MistError> {
+        let mut command = Map::new();
+        command.insert("active_streams".into(), Value::Bool(true));
+        command.insert("minimal".into(), json!(1));
+        let answer = self.command(command).await?;
+        Ok(match answer.get("active_streams") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
     /// Sends one API command (the members of `command`, e.g. `{"config": {…}}`), logging in with
     /// the challenge of SPEC §1 when a username is configured, and returns MistServer's answer.
     pub async fn command(&self, command: Map<String, Value>) -> Result<Value, MistError> {
