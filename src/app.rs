@@ -49,10 +49,13 @@ impl App {
     /// every denial.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
         let started = Instant::now();
-        let snapshot = self.store.load();
         let (verdict, lookup) = self
             .cache
             .get_or_evaluate(request.stream, request.session_id, request.token, || {
+                // Loaded only now, after the cache read the stream's generation: a change swaps
+                // the snapshot before it bumps generations, so a decision cached under the new
+                // generation is always made under the new snapshot.
+                let snapshot = self.store.load();
                 let evaluator = self.evaluator.clone();
                 let owned = OwnedRequest::from(request);
                 async move {

@@ -142,7 +142,9 @@ impl DecisionCache {
     }
 
     /// The cached verdict for this viewer session, or the outcome of the future `evaluate` makes
-    /// (called only on a miss), run at most once at a time per key in a task of its own. A panicking evaluation answers `internal-error`.
+    /// (called only on a miss, and only after the stream's generation was read — so a caller that
+    /// loads its policy snapshot inside `evaluate` never caches an old policy's answer under a new
+    /// generation), run at most once at a time per key in a task of its own. A panicking evaluation answers `internal-error`.
     pub async fn get_or_evaluate<E, F>(
         &self,
         stream: &str,
