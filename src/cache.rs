@@ -90,6 +90,7 @@ struct Inner {
     pending: Mutex<HashMap<CacheKey, watch::Receiver<Option<Verdict>>>>,
     hashers: (RandomState, RandomState),
     next_generation: AtomicU64,
+    max_idle_streams: usize,
     allow_ttl: Duration,
     deny_ttl: Duration,
 }
@@ -135,6 +136,7 @@ impl DecisionCache {
                 pending: Mutex::new(HashMap::new()),
                 hashers: (RandomState::new(), RandomState::new()),
                 next_generation: AtomicU64::new(1),
+                max_idle_streams: MAX_IDLE_STREAMS,
                 allow_ttl: allow,
                 deny_ttl: deny,
             }),
@@ -230,6 +232,11 @@ impl DecisionCache {
             .collect()
     }
 
+    /// How many streams are tracked (bounded: streams without cached decisions are forgotten).
+    pub fn tracked_streams(&self) -> usize {
+        read(&self.inner.streams).len()
+    }
+
     /// Approximate number of cached decisions (reachable or not yet evicted).
     pub fn entry_count(&self) -> u64 {
         self.inner.entries.entry_count()
@@ -272,7 +279,7 @@ impl Inner {
             return s.clone();
         }
         let mut map = write(&self.streams);
-        if map.len() >= MAX_IDLE_STREAMS {
+        if map.len() >= self.max_idle_streams {
             map.retain(|_, s| s.live.load(Ordering::Acquire) > 0);
         }
         map.entry(stream.into())

@@ -147,6 +147,11 @@ async fn bad_bodies_are_400_naming_the_field() {
     assert_eq!(status, 400);
     assert!(err["message"].as_str().unwrap().contains("tenant"), "{err}");
     assert_eq!(api.raw("POST", "/v1/test", "not json").await.0, 400);
+    // Bodies are bounded at 64 KiB.
+    let huge = format!("{{\"streams\": [\"{}\"]}}", "a".repeat(64 * 1024));
+    let (status, err) = api.raw("POST", "/v1/invalidate", &huge).await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("bad-body")));
+    assert!(err["message"].as_str().unwrap().contains("64 KiB"), "{err}");
     let (status, err) = api
         .call("PUT", "/v1/keys/bad%20kid", Some(json!({"tenant": "t1"})))
         .await;

@@ -237,3 +237,28 @@ async fn known_streams_lists_what_was_seen() {
     live.sort();
     assert_eq!(live, ["live+a"]);
 }
+
+#[tokio::test]
+async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
+    let mut c = cache(1000);
+    Arc::get_mut(&mut c.inner).unwrap().max_idle_streams = 8;
+    let runs = Arc::new(AtomicUsize::new(0));
+    c.get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
+        .await;
+    for i in 0..20 {
+        let stream = format!("gone{i}");
+        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
+            .await;
+        c.invalidate_streams([stream.as_str()]);
+    }
+    assert!(
+        c.tracked_streams() <= 9,
+        "{} streams tracked",
+        c.tracked_streams()
+    );
+    // The stream that still has a cached decision keeps it.
+    let (_, l) = c
+        .get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
+        .await;
+    assert_eq!(l, Lookup::Hit);
+}
