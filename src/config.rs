@@ -28,6 +28,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
     pub listen: SocketAddr,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
     /// Upper bound for draining in-flight requests on SIGTERM.
     pub drain_timeout_s: u64,
 }
@@ -36,6 +38,7 @@ impl Default for TriggerConfig {
     fn default() -> Self {
         TriggerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4250)),
+            max_connections: 16_384,
             drain_timeout_s: 10,
         }
     }

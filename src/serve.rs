@@ -22,8 +22,6 @@ use crate::state::StateDb;
 use crate::systemd;
 use crate::trigger::endpoint;
 
-/// Connections the trigger listener serves at once.
-const TRIGGER_MAX_CONNECTIONS: usize = 16_384;
 /// Connections the control listener serves at once.
 const CONTROL_MAX_CONNECTIONS: usize = 256;
 
@@ -41,6 +39,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let config = loaded.config;
     let drain = Duration::from_secs(config.trigger.drain_timeout_s);
     let trigger_addr = config.trigger.listen;
+    let trigger_max_connections = config.trigger.max_connections;
     let control_addr = config.control.listen;
     let tokens = setup::control_tokens(&config).map_err(anyhow::Error::msg)?;
     let db = StateDb::open(&config.state.dir).await?;
@@ -89,7 +88,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 
     let (stop, signal) = Shutdown::new();
     let limits = Limits {
-        max_connections: TRIGGER_MAX_CONNECTIONS,
+        max_connections: trigger_max_connections,
         header_timeout: Duration::from_secs(10),
         drain_timeout: drain,
     };

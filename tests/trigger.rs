@@ -236,3 +236,34 @@ async fn sigterm_drains_and_exits_zero() {
     let status = tokio::task::spawn_blocking(move || d.stop()).await.unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_until_one_closes() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::daemon::base_config(&tmp.path().join("data")).replace(
+        "listen = \"127.0.0.1:0\"\n[control]",
+        "listen = \"127.0.0.1:0\"\nmax_connections = 1\n[control]",
+    ) + &public(&["vod"]);
+    let d = Daemon::start_with(tmp.path(), &config).unwrap();
+    // An idle connection takes the only slot.
+    let mut idle = tokio::net::TcpStream::connect(d.trigger).await.unwrap();
+    idle.write_all(b"POST /trigger HTTP/1.1\r\n").await.unwrap();
+    let body = user_new_body(
+        "vod",
+        "127.0.0.1",
+        "abc",
+        URL,
+        &session_id("max-conn"),
+        true,
+    );
+    let addr = d.trigger;
+    let mut waiting = tokio::spawn(async move { user_new(addr, &body).await });
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut waiting).await;
+    assert!(
+        early.is_err(),
+        "answered while the only connection slot was taken"
+    );
+    drop(idle);
+    assert_eq!(waiting.await.unwrap().body, "true");
+}

@@ -152,6 +152,9 @@ fn check_settings(config: &Config, problems: &mut Problems) {
     if config.trigger.listen == config.control.listen && config.trigger.listen.port() != 0 {
         problems.push("trigger.listen and control.listen must differ");
     }
+    if config.trigger.max_connections == 0 {
+        problems.push("trigger.max_connections must be at least 1");
+    }
     if config.trigger.drain_timeout_s > 300 {
         problems.push("trigger.drain_timeout_s may be at most 300");
     }
