@@ -55,7 +55,7 @@ function request()
     b = body(tokens[idx], true, sess)
   end
   headers["X-Trigger-UUID"] = sess
-  return wrk.format("POST", "/trigger", headers, b)
+  return wrk.format("POST", nil, headers, b) -- the path of the URL given to wrk
 end
 
 function response(status, hdrs, b)

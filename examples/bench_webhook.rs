@@ -2,7 +2,8 @@
 //! per `sessionId`, so the benchmark can check that every session cost exactly one call.
 //!
 //! `cargo run --release --example bench_webhook -- 127.0.0.2:PORT DELAY_MS [SECONDS]`.
-//! `GET /stats` answers `calls=N sessions=M max_per_session=K`.
+//! `GET /stats` answers `calls=N sessions=M max_per_session=K`; `POST /direct` is answered the
+//! same way but not counted (the benchmark's reference for the webhook's own latency).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,7 +34,13 @@ async fn handle(
         );
         return Ok(Response::new(Full::new(Bytes::from(text))));
     }
+    // `/direct` is the benchmark's reference run straight at the webhook: answered, not counted.
+    let counted = req.uri().path() != "/direct";
     let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    if !counted {
+        tokio::time::sleep(delay).await;
+        return Ok(Response::new(Full::new(Bytes::from_static(b"ok"))));
+    }
     let session = body
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
