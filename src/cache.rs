@@ -1,10 +1,10 @@
 //! The per-session decision cache (SPEC §3 steps 2–4): bounded, TTL'd, single-flight, and
 //! invalidated per stream in O(1) by bumping the stream's generation.
 //!
-//! Keys are (stream generation, 128-bit keyed hash of stream + session id + token): fixed size,
+//! Keys are a 128-bit keyed hash of stream generation + stream + session id + token: fixed size,
 //! no allocation per lookup. Invalidating a stream gives it a fresh generation from a process-wide
 //! counter, so every cached decision of that stream becomes unreachable at once while other streams
-//! keep theirs; the unreachable entries age out of the bounded cache by themselves.
+//! keep theirs; the unreachable entries leave the bounded LRU store ([`lru`]) by themselves.
 //!
 //! Evaluations run in their own task and are shared through a pending map, so MistServer's retry
 //! of a trigger (same session, same token) joins the evaluation already running even when the first
@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use moka::notification::RemovalCause;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -57,17 +56,31 @@ impl Lookup {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct CacheKey {
-    generation: u64,
-    fingerprint: u128,
-}
+/// A keyed hash of (stream generation, stream, session id, token).
+type CacheKey = u128;
 
-#[derive(Clone)]
 struct Entry {
     verdict: Verdict,
     expires_at: Instant,
     stream: Arc<StreamState>,
+    /// The stream generation the decision was made under.
+    generation: u64,
+}
+
+impl lru::Expiring for Entry {
+    fn expired(&self) -> bool {
+        self.expires_at <= Instant::now()
+    }
+}
+
+/// A decision leaving the store: it no longer counts as a live decision of its stream, unless
+/// the stream was invalidated since (which already reset the count).
+fn removed(entries: Vec<Entry>) {
+    for entry in entries {
+        if entry.stream.generation.load(Ordering::Acquire) == entry.generation {
+            entry.stream.live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 struct StreamState {
@@ -85,7 +98,7 @@ pub struct DecisionCache {
 }
 
 struct Inner {
-    entries: moka::sync::Cache<CacheKey, Entry>,
+    entries: lru::Lru<Entry>,
     streams: RwLock<HashMap<Box<str>, Arc<StreamState>>>,
     pending: Mutex<HashMap<CacheKey, watch::Receiver<Option<Verdict>>>>,
     hashers: (RandomState, RandomState),
@@ -95,40 +108,12 @@ struct Inner {
     deny_ttl: Duration,
 }
 
-struct Ttl {
-    allow: Duration,
-    deny: Duration,
-}
-
-impl moka::Expiry<CacheKey, Entry> for Ttl {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        entry: &Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(if entry.verdict.allowed {
-            self.allow
-        } else {
-            self.deny
-        })
-    }
-}
-
 impl DecisionCache {
     /// A cache sized and timed by `[cache]`.
     pub fn new(config: &CacheConfig) -> DecisionCache {
         let allow = Duration::from_secs(config.allow_ttl_s);
         let deny = Duration::from_secs(config.deny_ttl_s);
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(config.max_entries)
-            .expire_after(Ttl { allow, deny })
-            .eviction_listener(|key: Arc<CacheKey>, entry: Entry, _: RemovalCause| {
-                if entry.stream.generation.load(Ordering::Acquire) == key.generation {
-                    entry.stream.live.fetch_sub(1, Ordering::AcqRel);
-                }
-            })
-            .build();
+        let entries = lru::Lru::new(config.max_entries);
         DecisionCache {
             inner: Arc::new(Inner {
                 entries,
@@ -159,10 +144,10 @@ impl DecisionCache {
         F: Future<Output = Verdict> + Send + 'static,
     {
         let state = self.inner.stream_state(stream);
-        let key = CacheKey {
-            generation: state.generation.load(Ordering::Acquire),
-            fingerprint: self.inner.fingerprint(stream, session_id, token),
-        };
+        let generation = state.generation.load(Ordering::Acquire);
+        let key = self
+            .inner
+            .fingerprint(generation, stream, session_id, token);
         if let Some(verdict) = self.inner.fresh(&key) {
             return (verdict, Lookup::Hit);
         }
@@ -180,7 +165,7 @@ impl DecisionCache {
                     tokio::spawn(async move {
                         let _done = PendingGuard { inner: &inner, key };
                         let verdict = evaluate.await;
-                        inner.store(key, verdict, state);
+                        inner.store(key, generation, verdict, state);
                         let _ = tx.send(Some(verdict));
                     });
                     (rx, Lookup::Evaluated)
@@ -200,11 +185,12 @@ impl DecisionCache {
             Some(s) => s.generation.load(Ordering::Acquire),
             None => return,
         };
-        let key = CacheKey {
-            generation,
-            fingerprint: self.inner.fingerprint(stream, session_id, token),
-        };
-        self.inner.entries.invalidate(&key);
+        let key = self
+            .inner
+            .fingerprint(generation, stream, session_id, token);
+        if let Some(entry) = self.inner.entries.remove(key) {
+            removed(vec![entry]);
+        }
     }
 
     /// Drops every cached decision of these streams at once; returns how many were dropped.
@@ -239,12 +225,12 @@ impl DecisionCache {
 
     /// Approximate number of cached decisions (reachable or not yet evicted).
     pub fn entry_count(&self) -> u64 {
-        self.inner.entries.entry_count()
+        self.inner.entries.len()
     }
 
-    /// Runs moka's pending maintenance (tests and metrics want settled counts).
+    /// Drops expired decisions from the cold end of the store (metrics want settled counts).
     pub fn run_pending_tasks(&self) {
-        self.inner.entries.run_pending_tasks();
+        removed(self.inner.entries.sweep());
     }
 
     /// The TTLs in force.
@@ -261,14 +247,11 @@ const INTERNAL_ERROR: Verdict = Verdict {
 
 impl Inner {
     fn fresh(&self, key: &CacheKey) -> Option<Verdict> {
-        self.entries
-            .get(key)
-            .filter(|e| e.expires_at > Instant::now())
-            .map(|e| e.verdict)
+        self.entries.get(*key, |e| e.verdict, |e| removed(vec![e]))
     }
 
-    fn fingerprint(&self, stream: &str, session_id: &str, token: &str) -> u128 {
-        let fields = (stream, session_id, token);
+    fn fingerprint(&self, generation: u64, stream: &str, session_id: &str, token: &str) -> u128 {
+        let fields = (generation, stream, session_id, token);
         let high = self.hashers.0.hash_one(fields);
         let low = self.hashers.1.hash_one(fields);
         (u128::from(high) << 64) | u128::from(low)
@@ -292,10 +275,10 @@ impl Inner {
             .clone()
     }
 
-    fn store(&self, key: CacheKey, verdict: Verdict, stream: Arc<StreamState>) {
+    fn store(&self, key: CacheKey, generation: u64, verdict: Verdict, stream: Arc<StreamState>) {
         // A decision made under a generation that has since been invalidated is answered but
         // not kept: it may rest on the policy that just changed.
-        if stream.generation.load(Ordering::Acquire) != key.generation {
+        if stream.generation.load(Ordering::Acquire) != generation {
             return;
         }
         let ttl = if verdict.allowed {
@@ -304,14 +287,15 @@ impl Inner {
             self.deny_ttl
         };
         stream.live.fetch_add(1, Ordering::AcqRel);
-        self.entries.insert(
+        removed(self.entries.insert(
             key,
             Entry {
                 verdict,
                 expires_at: Instant::now() + ttl,
                 stream,
+                generation,
             },
-        );
+        ));
     }
 }
 
@@ -338,5 +322,6 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
 
+mod lru;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,10 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::keys::TenantKeys;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::keys::{TenantKeys, VerifyingKey};
 use crate::policy::model::JwtPolicy;
 use crate::reason::Reason;
 
@@ -178,20 +181,35 @@ fn check_header_and_signature(
             return Ok(());
         }
     }
-    let verified = jsonwebtoken::crypto::verify(
-        parts.signature,
-        parts.signing_input.as_bytes(),
-        &key.decoding,
-        key.alg.jwt_algorithm(),
-    );
-    match verified {
-        Ok(true) => {
-            if let Some((m, fp)) = fingerprint {
-                m.remember(fp, key);
-            }
-            Ok(())
-        }
-        _ => Err(Fail::new(Reason::JwtSigFail, "signature does not verify")),
+    if !signature_verifies(key, parts) {
+        return Err(Fail::new(Reason::JwtSigFail, "signature does not verify"));
+    }
+    if let Some((m, fp)) = fingerprint {
+        m.remember(fp, key);
+    }
+    Ok(())
+}
+
+/// The signature check. ES256/ES384 keys use the point aws-lc-rs parsed when the key loaded
+/// (the same primitive `jsonwebtoken` calls, minus re-parsing the key on every verify); the other
+/// algorithms go through `jsonwebtoken`. The signature is base64url without padding either way.
+fn signature_verifies(key: &VerifyingKey, parts: &compact::Parts<'_>) -> bool {
+    let Some(parsed) = &key.parsed else {
+        return jsonwebtoken::crypto::verify(
+            parts.signature,
+            parts.signing_input.as_bytes(),
+            &key.decoding,
+            key.alg.jwt_algorithm(),
+        )
+        .unwrap_or(false);
+    };
+    // Fixed-size r||s: 64 bytes for ES256, 96 for ES384; anything that does not fit is wrong.
+    let mut signature = [0u8; 128];
+    match URL_SAFE_NO_PAD.decode_slice(parts.signature, &mut signature) {
+        Ok(len) => parsed
+            .verify_sig(parts.signing_input.as_bytes(), &signature[..len])
+            .is_ok(),
+        Err(_) => false,
     }
 }
 

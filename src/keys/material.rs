@@ -72,6 +72,7 @@ pub fn load(
         kid: kid.to_owned(),
         tenant: tenant.to_owned(),
         alg,
+        parsed: VerifyingKey::parse_ecdsa(alg, &decoding),
         decoding,
         public_jwk,
         source,

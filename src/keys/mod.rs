@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ParsedPublicKey};
+
 /// The algorithms a key may carry (SPEC §2). ES256 is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum KeyAlg {
@@ -84,6 +86,10 @@ pub struct VerifyingKey {
     pub tenant: String,
     pub alg: KeyAlg,
     pub decoding: jsonwebtoken::DecodingKey,
+    /// ES256 and ES384 keys parsed once by aws-lc-rs, so a verify does not rebuild and re-check
+    /// the curve point as `jsonwebtoken::crypto::verify` does on every call; `None` for the other
+    /// algorithms, which go through `jsonwebtoken`. Built by [`VerifyingKey::parse_ecdsa`].
+    pub parsed: Option<ParsedPublicKey>,
     /// The public key as a JWK, for `GET /v1/keys`; `None` for HS256.
     pub public_jwk: Option<serde_json::Value>,
     pub source: KeySource,
@@ -97,6 +103,23 @@ impl fmt::Debug for VerifyingKey {
             .field("alg", &self.alg)
             .field("source", &self.source)
             .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// The aws-lc-rs key for [`VerifyingKey::parsed`]: the point of an ES256 or ES384 key, parsed
+    /// and validated once. `None` for other algorithms (and for a point aws-lc-rs refuses, which
+    /// then fails in `jsonwebtoken` as before).
+    pub fn parse_ecdsa(
+        alg: KeyAlg,
+        decoding: &jsonwebtoken::DecodingKey,
+    ) -> Option<ParsedPublicKey> {
+        let algorithm = match alg {
+            KeyAlg::Es256 => &ECDSA_P256_SHA256_FIXED,
+            KeyAlg::Es384 => &ECDSA_P384_SHA384_FIXED,
+            _ => return None,
+        };
+        ParsedPublicKey::new(algorithm, decoding.try_get_as_bytes().ok()?).ok()
     }
 }
 

@@ -202,3 +202,63 @@ fn checks_run_in_spec_order() {
     let rejected = check(&no_kid, &TenantKeys::default(), &fx.policy, &ctx()).unwrap_err();
     assert_eq!(rejected.reason, Reason::JwtMissingKid);
 }
+
+#[test]
+fn ecdsa_keys_verify_with_their_point_parsed_once_and_agree_with_jsonwebtoken() {
+    let fx = Fixture::es256();
+    let key = load_key("k1", KeyAlg::Es256, KeyMaterial::Pem(&fx.public_pem));
+    let parsed = key.parsed.as_ref().expect("ES256 keys are parsed at load");
+    let token = fx.token(&good_claims());
+    let good = signature(&token);
+    let (r, s) = good.split_at(32);
+    let (input, sig_b64) = token.rsplit_once('.').unwrap();
+    let mut flipped = good.clone();
+    flipped[63] ^= 1;
+    let mut cases: Vec<String> = [
+        good.clone(),
+        flipped,
+        vec![0u8; 64],
+        [&[0u8; 32][..], s].concat(),
+        [r, &[0u8; 32][..]].concat(),
+        [&P256_N[..], s].concat(),
+        [r, &P256_N[..]].concat(),
+        good[..63].to_vec(),
+        [&good[..], &[0u8][..]].concat(),
+        vec![0xffu8; 200],
+    ]
+    .iter()
+    .map(b64)
+    .collect();
+    cases.extend([
+        format!("{sig_b64}="),
+        format!("{sig_b64}A"),
+        sig_b64.replace(|c: char| c.is_ascii_digit(), "+"),
+        String::new(),
+    ]);
+    for sig in cases {
+        let by_jsonwebtoken =
+            jsonwebtoken::crypto::verify(&sig, input.as_bytes(), &key.decoding, Algorithm::ES256)
+                .unwrap_or(false);
+        let parts = crate::jwt::compact::Parts {
+            signing_input: input,
+            header: input.split('.').next().unwrap(),
+            payload: input.split('.').nth(1).unwrap(),
+            signature: &sig,
+        };
+        assert_eq!(
+            crate::jwt::signature_verifies(&key, &parts),
+            by_jsonwebtoken,
+            "signature {sig:?}"
+        );
+    }
+    assert!(parsed.verify_sig(input.as_bytes(), &good).is_ok());
+    let rsa = load_key(
+        "k2",
+        KeyAlg::Rs256,
+        KeyMaterial::Pem(crate::keys::material::tests::RSA_PUB_PEM),
+    );
+    assert!(
+        rsa.parsed.is_none(),
+        "other algorithms go through jsonwebtoken"
+    );
+}
