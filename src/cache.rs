@@ -322,6 +322,6 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
 
-mod lru;
+pub(crate) mod lru;
 #[cfg(test)]
 mod tests;

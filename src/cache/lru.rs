@@ -1,4 +1,4 @@
-//! The bounded store behind [`super::DecisionCache`]: sharded LRU maps from a 128-bit key to a
+//! The bounded store behind [`super::DecisionCache`] (and the JWT signature memo): sharded LRU maps from a 128-bit key to a
 //! small value, about 130 bytes per entry all told.
 //!
 //! It replaced moka, which spent ~420 bytes per cached decision (its per-entry `Arc`s, deque
@@ -57,19 +57,19 @@ struct Shard<V> {
 }
 
 /// A bounded LRU map. `V::expired` is asked on lookups and at the cold end.
-pub(super) struct Lru<V> {
+pub(crate) struct Lru<V> {
     shards: Box<[Mutex<Shard<V>>]>,
 }
 
 /// What the store needs to know about a value.
-pub(super) trait Expiring {
+pub(crate) trait Expiring {
     /// Whether the value may no longer be answered.
     fn expired(&self) -> bool;
 }
 
 impl<V: Expiring> Lru<V> {
     /// A store holding at most `max_entries` values (at least one).
-    pub(super) fn new(max_entries: u64) -> Lru<V> {
+    pub(crate) fn new(max_entries: u64) -> Lru<V> {
         let max = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
         let shards = if max >= SHARDS * 1024 { SHARDS } else { 1 };
         let shards = (0..shards)
@@ -94,7 +94,7 @@ impl<V: Expiring> Lru<V> {
     }
 
     /// The value, if present and not expired (an expired one is removed and handed to `evicted`).
-    pub(super) fn get<R>(
+    pub(crate) fn get<R>(
         &self,
         key: u128,
         read: impl FnOnce(&V) -> R,
@@ -116,7 +116,7 @@ impl<V: Expiring> Lru<V> {
     }
 
     /// Inserts or replaces; returns what had to go (the replaced value, the evicted ones).
-    pub(super) fn insert(&self, key: u128, value: V) -> Vec<V> {
+    pub(crate) fn insert(&self, key: u128, value: V) -> Vec<V> {
         let mut shard = self.shard(key);
         let mut gone = Vec::new();
         if let Some(&at) = shard.index.get(&key) {
@@ -144,14 +144,14 @@ impl<V: Expiring> Lru<V> {
     }
 
     /// Removes one key.
-    pub(super) fn remove(&self, key: u128) -> Option<V> {
+    pub(crate) fn remove(&self, key: u128) -> Option<V> {
         let mut shard = self.shard(key);
         let at = *shard.index.get(&key)?;
         shard.remove_at(at)
     }
 
     /// Drops expired values from the cold end of every shard; returns them.
-    pub(super) fn sweep(&self) -> Vec<V> {
+    pub(crate) fn sweep(&self) -> Vec<V> {
         let mut gone = Vec::new();
         for i in 0..self.shards.len() {
             let mut shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +163,7 @@ impl<V: Expiring> Lru<V> {
     }
 
     /// Number of values held (expired ones not yet dropped included).
-    pub(super) fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).index.len() as u64)
