@@ -17,7 +17,7 @@ use crate::reason::Reason;
 use crate::webhook::{WebhookCaller, WebhookRequest};
 
 /// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
     pub stream: &'a str,
     pub session_id: &'a str,

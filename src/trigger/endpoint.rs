@@ -11,7 +11,6 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::payload::{self, MAX_BODY_BYTES};
 use crate::app::App;
-use crate::decision;
 use crate::reason::Reason;
 
 /// Time allowed for a trigger body to arrive once the headers have.
@@ -54,22 +53,14 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         return answer(true);
     }
-    let user = match payload::parse_user_new(&body) {
-        Ok(user) => user,
+    let request = match payload::parse_user_new(&body) {
+        Ok(request) => request,
         Err(e) => {
             tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
             app.metrics
                 .decision("none", Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);
         }
-    };
-    let request = decision::Request {
-        stream: user.stream,
-        session_id: user.session_id,
-        viewer_ip: user.viewer_ip,
-        token: user.token,
-        connector: user.connector,
-        request_url: user.request_url,
     };
     let (verdict, _) = app.user_new(request).await;
     answer(verdict.allowed)

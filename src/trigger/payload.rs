@@ -3,18 +3,10 @@
 /// Largest trigger body usher reads (SPEC §3).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// A `USER_NEW` body: the first check (7 lines) or a re-check after `invalidate_sessions` (6 lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserNew<'a> {
-    pub stream: &'a str,
-    pub viewer_ip: &'a str,
-    /// MistServer's session token (line 3): a JWT, a Bearer token missing its first character,
-    /// or a short checksum when the viewer gave none.
-    pub token: &'a str,
-    pub connector: &'a str,
-    pub request_url: &'a str,
-    pub session_id: &'a str,
-}
+/// A `USER_NEW` body (the first check's 7 lines or a re-check's 6) parses straight into the
+/// evaluator's [`Request`]: stream, viewer IP, MistServer's session token (line 3: a JWT, a Bearer
+/// token missing its first character, or a short checksum), connector, request URL, session id.
+pub use crate::decision::Request as UserNew;
 
 /// A `USER_END` body (12 lines). Only what usher acts on or logs is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
