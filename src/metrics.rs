@@ -95,7 +95,7 @@ impl Metrics {
             .iter()
             .position(|t| *t == policy_type)
             .unwrap_or(POLICY_TYPES.len() - 1);
-        let r = Reason::ALL.iter().position(|x| *x == reason).unwrap_or(0);
+        let r = reason.index();
         self.decisions[p][r].fetch_add(1, Ordering::Relaxed);
         self.decision_latency[usize::from(!cache_hit)].observe(took);
     }
@@ -119,7 +119,7 @@ impl Metrics {
 
     /// How many `USER_NEW` answers carried `reason` (all policy types), for tests and tools.
     pub fn decisions_with(&self, reason: Reason) -> u64 {
-        let r = Reason::ALL.iter().position(|x| *x == reason).unwrap_or(0);
+        let r = reason.index();
         self.decisions
             .iter()
             .map(|row| row[r].load(Ordering::Relaxed))

@@ -69,6 +69,11 @@ impl Reason {
         Reason::WebhookTestSkipped,
     ];
 
+    /// The position of this reason in [`Reason::ALL`] (metrics index their counters by it).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stable reason code (SPEC §3).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -117,6 +122,13 @@ impl serde::Serialize for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r}");
+        }
+    }
 
     #[test]
     fn reason_codes_are_unique() {

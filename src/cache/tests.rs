@@ -21,6 +21,29 @@ const DENY: Verdict = Verdict {
     policy: "jwt",
 };
 
+/// Starts an evaluation of ("vod", "s1", "t") that counts itself and answers `ALLOW` once
+/// `release` is sent; returns `release` and the first caller's task.
+fn start_slow_evaluation(
+    c: &DecisionCache,
+    runs: &Arc<AtomicUsize>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<(Verdict, Lookup)>,
+) {
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.await;
+            ALLOW
+        }
+    };
+    let c = c.clone();
+    let first = tokio::spawn(async move { c.get_or_evaluate("vod", "s1", "t", || slow).await });
+    (release, first)
+}
+
 /// An evaluation that counts how often it ran and answers `verdict`.
 fn counted(runs: &Arc<AtomicUsize>, verdict: Verdict) -> impl Future<Output = Verdict> + use<> {
     let runs = runs.clone();
@@ -88,19 +111,7 @@ async fn key_is_stream_session_and_token() {
 async fn concurrent_requests_for_one_key_share_one_evaluation() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    let (release, gate) = tokio::sync::oneshot::channel::<()>();
-    let slow = {
-        let runs = runs.clone();
-        async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.await;
-            ALLOW
-        }
-    };
-    let first = tokio::spawn({
-        let c = c.clone();
-        async move { c.get_or_evaluate("vod", "s1", "t", || slow).await }
-    });
+    let (release, first) = start_slow_evaluation(&c, &runs);
     // Wait until the first evaluation is pending, then send the "retry".
     while runs.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
@@ -128,19 +139,7 @@ async fn concurrent_requests_for_one_key_share_one_evaluation() {
 async fn retry_joins_the_evaluation_even_after_the_first_caller_went_away() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    let (release, gate) = tokio::sync::oneshot::channel::<()>();
-    let slow = {
-        let runs = runs.clone();
-        async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.await;
-            ALLOW
-        }
-    };
-    let first = tokio::spawn({
-        let c = c.clone();
-        async move { c.get_or_evaluate("vod", "s1", "t", || slow).await }
-    });
+    let (release, first) = start_slow_evaluation(&c, &runs);
     while runs.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }

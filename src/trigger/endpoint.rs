@@ -24,21 +24,20 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }
-    let trigger = req
-        .headers()
-        .get("x-trigger")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    if trigger != "USER_NEW" && trigger != "USER_END" {
-        tracing::error!(trigger = trigger.as_str(), "unsupported trigger");
-        return text(StatusCode::BAD_REQUEST, "unsupported trigger\n");
-    }
+    let trigger = match req.headers().get("x-trigger").map(|v| v.as_bytes()) {
+        Some(b"USER_NEW") => "USER_NEW",
+        Some(b"USER_END") => "USER_END",
+        other => {
+            let name = other.map(String::from_utf8_lossy).unwrap_or_default();
+            tracing::error!(trigger = %name, "unsupported trigger");
+            return text(StatusCode::BAD_REQUEST, "unsupported trigger\n");
+        }
+    };
     let body = match read_body(req.into_body()).await {
         Ok(body) => body,
         Err(problem) => {
             tracing::info!(
-                trigger = trigger.as_str(),
+                trigger,
                 reason = Reason::BadTrigger.as_str(),
                 detail = problem,
                 "denied"
