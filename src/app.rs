@@ -153,6 +153,10 @@ impl App {
             gauges.mist_calls_ok = q.calls_ok;
             gauges.mist_api_errors = q.api_errors;
             gauges.mist_pending_streams = q.pending as u64;
+            gauges.mist_pending_oldest_s = q.oldest_wait.map_or(0, |d| d.as_secs());
+        }
+        if let Some(j) = self.evaluator.jwks() {
+            gauges.jwks_tenants_failing = j.failing_tenants() as u64;
         }
         self.metrics.render(&gauges)
     }

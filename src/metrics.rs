@@ -37,6 +37,11 @@ impl Histogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
@@ -86,6 +91,31 @@ pub struct Gauges {
     pub mist_calls_ok: u64,
     pub mist_api_errors: u64,
     pub mist_pending_streams: u64,
+    /// Seconds the oldest stream name still waiting for MistServer has waited (0: none waits).
+    pub mist_pending_oldest_s: u64,
+    /// Tenants with a JWKS URL whose last fetch failed.
+    pub jwks_tenants_failing: u64,
+}
+
+/// The decision counters at one moment, summed over policy types (for [`crate::recent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Answers by reason, indexed by [`Reason::index`].
+    pub by_reason: [u64; Reason::ALL.len()],
+    /// Answers from the cache.
+    pub cache_hits: u64,
+    /// Answers that needed an evaluation (joined waits included).
+    pub cache_misses: u64,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            by_reason: [0; Reason::ALL.len()],
+            cache_hits: 0,
+            cache_misses: 0,
+        }
+    }
 }
 
 impl Metrics {
@@ -124,6 +154,19 @@ impl Metrics {
             .iter()
             .map(|row| row[r].load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Every decision counter now, summed over policy types (read off the hot path).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for row in &self.decisions {
+            for (sum, n) in t.by_reason.iter_mut().zip(row) {
+                *sum += n.load(Ordering::Relaxed);
+            }
+        }
+        t.cache_hits = self.decision_latency[0].count();
+        t.cache_misses = self.decision_latency[1].count();
+        t
     }
 
     /// The Prometheus text exposition.
@@ -228,6 +271,18 @@ impl Metrics {
                 "Stream names waiting to reach MistServer.",
                 gauges.mist_pending_streams,
             ),
+            (
+                "usher_mist_pending_oldest_seconds",
+                "gauge",
+                "How long the oldest stream name waiting for MistServer has waited.",
+                gauges.mist_pending_oldest_s,
+            ),
+            (
+                "usher_jwks_tenants_failing",
+                "gauge",
+                "Tenants with a JWKS URL whose last fetch failed.",
+                gauges.jwks_tenants_failing,
+            ),
         ];
         for (name, kind, help, value) in simple {
             header(&mut out, name, kind, help);
@@ -268,5 +323,33 @@ mod tests {
             text.contains("usher_decision_duration_seconds_bucket{cache=\"miss\",le=\"0.0001\"} 1")
         );
         assert_eq!(m.decisions_with(Reason::JwtExpired), 1);
+    }
+
+    #[test]
+    fn totals_sum_reasons_over_policy_types_and_split_hits_from_misses() {
+        let m = Metrics::default();
+        m.decision("jwt", Reason::Allowed, false, Duration::from_micros(80));
+        m.decision("public", Reason::Allowed, true, Duration::from_micros(3));
+        m.decision("jwt", Reason::JwtSigFail, false, Duration::from_micros(90));
+        let t = m.totals();
+        assert_eq!(t.by_reason[Reason::Allowed.index()], 2);
+        assert_eq!(t.by_reason[Reason::JwtSigFail.index()], 1);
+        assert_eq!((t.cache_hits, t.cache_misses), (1, 2));
+    }
+
+    #[test]
+    fn pending_age_and_failing_jwks_gauges_are_rendered() {
+        let gauges = Gauges {
+            mist_pending_oldest_s: 301,
+            jwks_tenants_failing: 2,
+            ..Gauges::default()
+        };
+        let text = Metrics::default().render(&gauges);
+        assert!(
+            text.contains("\nusher_mist_pending_oldest_seconds 301\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nusher_jwks_tenants_failing 2\n"), "{text}");
+        assert!(text.contains("# TYPE usher_mist_pending_oldest_seconds gauge"));
     }
 }

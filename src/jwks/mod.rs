@@ -12,6 +12,7 @@
 //! queued behind a fetch share its result). No std lock is ever held across `.await`.
 
 mod fetch;
+mod health;
 mod options;
 pub mod schedule;
 pub mod set;
@@ -32,6 +33,7 @@ use url::Url;
 use crate::keys::TenantKeys;
 use crate::net::client::GuardedClient;
 
+pub use health::JwksTenantStatus;
 pub use options::{JwksOptions, JwksStats};
 pub use schedule::RefreshBounds;
 pub use set::merged_keys;
@@ -75,6 +77,8 @@ struct TenantState {
     /// The global revision at which this set last changed (written under the watch's lock).
     revision: AtomicU64,
     fetch: Arc<Mutex<FetchState>>,
+    /// The last good fetch and the failures since, for operators.
+    health: health::Health,
 }
 
 /// Owned by whoever holds the tenant's fetch lock.
@@ -240,6 +244,32 @@ impl JwksKeys {
         }
     }
 
+    /// Each tenant's fetch state, sorted by tenant id.
+    pub fn tenant_status(&self) -> Vec<JwksTenantStatus> {
+        let now = Instant::now();
+        let mut all: Vec<JwksTenantStatus> = self
+            .shared
+            .tenants
+            .values()
+            .map(|t| {
+                let keys = t.keys.load().as_deref().map(TenantKeys::len);
+                t.health
+                    .status(&t.id, t.url.host_str().unwrap_or(""), keys, now)
+            })
+            .collect();
+        all.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        all
+    }
+
+    /// How many tenants' last fetch failed.
+    pub fn failing_tenants(&self) -> usize {
+        self.shared
+            .tenants
+            .values()
+            .filter(|t| t.health.failing())
+            .count()
+    }
+
     /// Stops every background task now (also done when the last clone is dropped). The keys
     /// fetched so far stay readable; no fetch is started after this (one already running
     /// for an unknown kid finishes within the fetch timeout).
@@ -264,6 +294,7 @@ impl TenantState {
                 last_unknown_kid_fetch: None,
                 last_change: 0,
             })),
+            health: health::Health::default(),
         }
     }
 }
@@ -317,6 +348,7 @@ impl Shared {
         let now = Instant::now();
         let changed = match fresh {
             Ok((cache_control, keys)) => {
+                t.health.ok(now);
                 st.backoff = None;
                 st.interval = schedule::refresh_interval(cache_control.as_deref(), &opts.refresh);
                 st.next_due = now + st.interval;
@@ -330,6 +362,7 @@ impl Shared {
             }
             Err(error) => {
                 bump(&self.counters.error);
+                t.health.failed();
                 let backoff = schedule::next_backoff(st.backoff, opts.first_backoff, st.interval);
                 st.backoff = Some(backoff);
                 st.next_due = now + backoff;

@@ -5,7 +5,8 @@
 //! waiting or in-flight name carries a ticket at or below it; since new tickets only grow and put-back
 //! names keep theirs, "acknowledged through" never goes backwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 /// Most names sent to MistServer in one `invalidate_sessions` call.
 pub const CHUNK: usize = 1_000;
@@ -43,11 +44,23 @@ pub(crate) struct Book {
     pub(crate) last_error: Option<String>,
     pub(crate) api_errors: u64,
     pub(crate) calls_ok: u64,
+    /// When each ticket that put a new name in the waiting set was taken (for the age of the
+    /// oldest waiting name). Pruned as tickets are acknowledged; never larger than the names.
+    since: BTreeMap<u64, Instant>,
 }
 
 impl Book {
     /// Merges `names` into the waiting set under a new ticket. Empty names are skipped.
     pub(crate) fn enqueue(&mut self, names: impl IntoIterator<Item = String>) -> Ticket {
+        self.enqueue_at(names, Instant::now())
+    }
+
+    /// [`enqueue`](Self::enqueue) at a given moment.
+    pub(crate) fn enqueue_at(
+        &mut self,
+        names: impl IntoIterator<Item = String>,
+        now: Instant,
+    ) -> Ticket {
         self.last_ticket += 1;
         let seq = self.last_ticket;
         let mut refused = 0;
@@ -61,6 +74,7 @@ impl Book {
                 continue;
             }
             self.pending.insert(name, seq);
+            self.since.entry(seq).or_insert(now);
         }
         self.refused += refused as u64;
         Ticket { seq, refused }
@@ -95,6 +109,40 @@ impl Book {
         }
         self.calls_ok += 1;
         self.last_error = None;
+        self.prune_since();
+    }
+
+    /// Drops the times of tickets no outstanding name carries any more.
+    fn prune_since(&mut self) {
+        let Some(oldest) = self.oldest_seq() else {
+            self.since.clear();
+            return;
+        };
+        self.since = self.since.split_off(&oldest);
+        if self.since.len() > self.outstanding() {
+            // Only after chunks failed part-way for long: keep exactly the tickets still held.
+            let held: BTreeSet<u64> = self
+                .pending
+                .values()
+                .chain(self.in_flight.values())
+                .copied()
+                .collect();
+            self.since.retain(|seq, _| held.contains(seq));
+        }
+    }
+
+    fn oldest_seq(&self) -> Option<u64> {
+        self.pending
+            .values()
+            .chain(self.in_flight.values())
+            .min()
+            .copied()
+    }
+
+    /// How long the oldest name still waiting (or on the wire) has waited, at `now`.
+    pub(crate) fn oldest_wait(&self, now: Instant) -> Option<std::time::Duration> {
+        let at = self.since.get(&self.oldest_seq()?)?;
+        Some(now.saturating_duration_since(*at))
     }
 
     /// A call failed: everything still on the wire waits again, merged with what arrived meanwhile.
@@ -187,6 +235,54 @@ mod tests {
         assert_eq!(t.refused(), 2);
         assert_eq!(b.refused, 2);
         assert_eq!(b.outstanding(), MAX_PENDING);
+    }
+
+    #[test]
+    fn the_oldest_wait_is_the_age_of_the_oldest_unacknowledged_name() {
+        let mut b = Book::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        assert_eq!(b.oldest_wait(at(0)), None);
+        b.enqueue_at(names(&["a"]), at(0));
+        b.enqueue_at(names(&["a", "b"]), at(10));
+        assert_eq!(
+            b.oldest_wait(at(30)),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let _ = b.take();
+        b.failed("down".into());
+        assert_eq!(
+            b.oldest_wait(at(40)),
+            Some(std::time::Duration::from_secs(40))
+        );
+        let chunks = b.take();
+        b.accepted(&chunks[0]);
+        assert_eq!(b.oldest_wait(at(50)), None);
+        assert!(
+            b.since.is_empty(),
+            "acknowledged tickets leave no times behind"
+        );
+        b.enqueue_at(names(&["c"]), at(60));
+        assert_eq!(
+            b.oldest_wait(at(65)),
+            Some(std::time::Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn ticket_times_never_outnumber_the_waiting_names() {
+        let mut b = Book::default();
+        let t0 = Instant::now();
+        b.enqueue_at(names(&["z-stuck"]), t0);
+        for i in 0..100 {
+            b.enqueue_at([format!("a{i:03}")], t0);
+            let _ = b.take();
+            // The new name is accepted; "z-stuck" never is.
+            b.accepted(&[format!("a{i:03}")]);
+            b.failed("down".into());
+        }
+        assert!(b.since.len() <= b.outstanding(), "{} times", b.since.len());
+        assert_eq!(b.oldest_wait(t0), Some(std::time::Duration::ZERO));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct QueueStatus {
     pub calls_ok: u64,
     /// Names refused because the pending set was full (see [`Ticket::refused`]).
     pub refused: u64,
+    /// How long the oldest name not yet accepted has waited (`None`: nothing waits).
+    pub oldest_wait: Option<Duration>,
 }
 
 struct Shared {
@@ -137,6 +139,7 @@ impl InvalidationQueue {
             api_errors: book.api_errors,
             calls_ok: book.calls_ok,
             refused: book.refused,
+            oldest_wait: book.oldest_wait(std::time::Instant::now()),
         }
     }
 
