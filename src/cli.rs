@@ -48,6 +48,21 @@ pub enum Command {
         #[arg(long)]
         handler: Option<String>,
     },
+    /// Show what the running daemon is doing: decisions/s, top deny reasons over the last
+    /// minute, cache, pending MistServer invalidations, JWKS per tenant.
+    Status {
+        /// Print the report as JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The control listener (default: from `[control] listen`).
+        #[arg(long)]
+        url: Option<String>,
+        /// A file whose first line is the control token (default: the config's first token).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Print the control API's OpenAPI 3.1 document (what `openapi.json` holds).
+    Openapi,
     /// Evaluate a token against the config file offline; exit 0 allowed, 1 denied, 2 error.
     Verify {
         #[arg(long)]
@@ -73,6 +88,15 @@ pub fn run() -> ExitCode {
         Command::Keygen { kid, alg, out } => keygen(&kid, &alg, &out),
         Command::Sign(args) => sign(args),
         Command::MistSetup { api, handler } => mist_setup(&cli.config, api, handler),
+        Command::Openapi => {
+            print!("{}", crate::control::openapi::pretty());
+            ExitCode::SUCCESS
+        }
+        Command::Status {
+            json,
+            url,
+            token_file,
+        } => status(&cli.config, json, url.as_deref(), token_file.as_deref()),
         Command::Verify {
             stream,
             token,
@@ -262,6 +286,44 @@ fn verify(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn status(
+    path: &std::path::Path,
+    json: bool,
+    url: Option<&str>,
+    token_file: Option<&std::path::Path>,
+) -> ExitCode {
+    use crate::status::client::Target;
+    let config = match crate::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("usher status: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = Target::from_config(&config, url, token_file)
+        .and_then(|target| runtime().block_on(target.fetch()));
+    match report {
+        Ok(report) if json => match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("usher status: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Ok(report) => {
+            print!("{}", crate::status::text::render(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher status: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

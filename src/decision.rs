@@ -100,10 +100,13 @@ pub enum Mode {
 }
 
 /// The outcome of one evaluation; serialises as the body of `/v1/test` (SPEC §6).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub allowed: bool,
+    #[schema(value_type = String)]
     pub policy_type: &'static str,
+    /// The reason code (SPEC §3).
+    #[schema(value_type = String)]
     pub reason: Reason,
     pub detail: String,
     pub kid: Option<String>,

@@ -104,7 +104,7 @@ pub fn affected_streams<'a>(
 }
 
 /// What an invalidation did; part of the answer of every invalidating API call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Invalidated {
     /// Cached decisions dropped.
     pub dropped: u64,

@@ -18,6 +18,7 @@
 //! - [`reload`]: composing config, stored state and JWKS keys; SIGHUP; JWKS changes.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
+//! - [`recent`], [`status`]: the last minute of counters and the `usher status` report.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`], [`systemd`]: running it.
 #![forbid(unsafe_code)]
 
@@ -37,11 +38,13 @@ pub mod mist;
 pub mod net;
 pub mod policy;
 pub mod reason;
+pub mod recent;
 pub mod reload;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;
 pub mod state;
+pub mod status;
 pub mod systemd;
 pub mod telemetry;
 pub mod trigger;

@@ -93,6 +93,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         drain_timeout: drain,
     };
     let ctl = Control::new(app.clone(), db.clone(), tokens);
+    let sampler = tokio::spawn(ctl.recent().clone().sample(app.metrics.clone()));
     tokio::spawn(reload_on_sighup(app.clone(), path.to_path_buf(), db, hup));
     let drained = app.clone();
     let control_task = tokio::spawn(listener::serve(
@@ -120,6 +121,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = trigger_task.await;
     let _ = control_task.await;
     queue.shutdown();
+    sampler.abort();
     if let Some(j) = drained.evaluator.jwks() {
         j.shutdown();
     }

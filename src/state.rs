@@ -93,7 +93,7 @@ impl KeyRecord {
 }
 
 /// A policy set over the API: the body of `PUT /v1/policies/{object}`, the webhook secret included.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRecord {
     pub tenant: String,

@@ -10,7 +10,7 @@ use crate::invalidation::{self, Scope};
 use crate::policy::build::valid_object;
 
 /// The body: exactly one of `streams`, `objects`, `tenant`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidateBody {
     #[serde(default)]

@@ -15,7 +15,7 @@ use crate::policy::build::valid_name;
 use crate::state::{self, KeyRecord, KeyStatus, Write};
 
 /// The body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, or a public JWK (`alg` optional).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBody {
     pub tenant: String,

@@ -1,10 +1,12 @@
 //! The control API (SPEC §5, §6) on its own listener: bearer authentication, routing, bodies, and
 //! the one place where an error becomes a status and a stable code. Each resource has a file:
-//! [`keys`], [`policies`], [`invalidate`], [`test`] (the dry run).
+//! [`keys`], [`policies`], [`invalidate`], [`test`] (the dry run); [`openapi`] describes them all,
+//! and `GET /v1/status` serves [`crate::status`].
 
 pub mod error;
 pub mod invalidate;
 pub mod keys;
+pub mod openapi;
 pub mod policies;
 pub mod test;
 
@@ -22,6 +24,7 @@ use subtle::ConstantTimeEq;
 pub use error::ApiError;
 
 use crate::app::App;
+use crate::recent::Recent;
 use crate::state::StateDb;
 
 /// Largest request body accepted.
@@ -39,6 +42,8 @@ pub struct Control {
     pub app: App,
     pub db: StateDb,
     tokens: Arc<Vec<String>>,
+    /// The last minute of counters behind `GET /v1/status`; see [`Control::recent`].
+    recent: Recent,
 }
 
 impl Control {
@@ -49,7 +54,13 @@ impl Control {
             app,
             db,
             tokens: Arc::new(tokens),
+            recent: Recent::default(),
         }
+    }
+
+    /// The window `GET /v1/status` reads; the daemon feeds it with [`Recent::sample`].
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     /// Whether the request carries one of the configured tokens. Every token is compared, in
@@ -129,10 +140,22 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         (["policies", object], Method::DELETE) => policies::delete(ctl, object).await,
         (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
         (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
+        (["status"], Method::GET) => Ok(status(ctl)),
+        (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
         (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
-        | (["policies", _] | ["invalidate"] | ["test"], _) => Err(ApiError::MethodNotAllowed),
+        | (["policies", _] | ["invalidate"] | ["test"], _)
+        | (["status"] | ["openapi.json"], _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("no such endpoint".into())),
     }
+}
+
+/// `GET /v1/status`: the report of [`crate::status`].
+fn status(ctl: &Control) -> (StatusCode, serde_json::Value) {
+    let report = crate::status::build(&ctl.app, &ctl.recent);
+    (
+        StatusCode::OK,
+        serde_json::to_value(report).unwrap_or_default(),
+    )
 }
 
 /// Reads a body, at most [`MAX_BODY_BYTES`] and within [`BODY_TIMEOUT`].

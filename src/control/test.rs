@@ -14,7 +14,7 @@ pub const DEFAULT_VIEWER_IP: &str = "127.0.0.1";
 pub const DEFAULT_CONNECTOR: &str = "HLS";
 
 /// The body: `stream` or `object`, and what the viewer would bring.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestBody {
     #[serde(default)]
