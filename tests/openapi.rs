@@ -235,3 +235,113 @@ async fn every_documented_route_reaches_a_handler_and_the_document_is_served_wit
     let (code, _) = api.call_as(None, "GET", "/v1/openapi.json", None).await;
     assert_eq!(code, 401);
 }
+
+/// The documented `(required, all)` property names of a schema, through `$ref` and `allOf`.
+fn documented_fields(d: &Value, schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.trim_start_matches("#/components/schemas/");
+        return documented_fields(d, &d["components"]["schemas"][name]);
+    }
+    let (mut required, mut all) = (BTreeSet::new(), BTreeSet::new());
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        let (r, a) = documented_fields(d, part);
+        required.extend(r);
+        all.extend(a);
+    }
+    for name in schema["required"].as_array().into_iter().flatten() {
+        required.insert(name.as_str().unwrap().to_owned());
+    }
+    for name in schema["properties"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.keys())
+    {
+        all.insert(name.clone());
+    }
+    (required, all)
+}
+
+#[tokio::test]
+async fn every_answer_has_the_fields_its_documented_schema_names() {
+    let d = tokio::task::spawn_blocking(|| Daemon::start(""))
+        .await
+        .unwrap();
+    let api = Api::new(&d);
+    let key = common::api::Key::new("k1");
+    let calls: Vec<(&str, String, Option<Value>, u16)> = vec![
+        (
+            "put",
+            "/v1/keys/{kid}".into(),
+            Some(
+                serde_json::json!({"tenant": "t1", "alg": "ES256", "public_key_pem": key.public_pem}),
+            ),
+            201,
+        ),
+        ("get", "/v1/keys".into(), None, 200),
+        (
+            "put",
+            "/v1/policies/{object}".into(),
+            Some(serde_json::json!({"tenant": "t1", "type": "jwt", "allowed_kids": ["k1"]})),
+            201,
+        ),
+        ("get", "/v1/policies/{object}".into(), None, 200),
+        (
+            "post",
+            "/v1/test".into(),
+            Some(serde_json::json!({"stream": "live+abc", "viewer_token": key.token()})),
+            200,
+        ),
+        (
+            "post",
+            "/v1/invalidate".into(),
+            Some(serde_json::json!({"tenant": "t1"})),
+            200,
+        ),
+        ("delete", "/v1/policies/{object}".into(), None, 200),
+        ("post", "/v1/keys/{kid}/revoke".into(), None, 200),
+        ("get", "/v1/status".into(), None, 200),
+        (
+            "put",
+            "/v1/keys/{kid}".into(),
+            Some(serde_json::json!({"tenant": "t1"})),
+            400,
+        ),
+    ];
+    let doc = doc();
+    for (method, path, body, status) in calls {
+        let concrete = path.replace("{kid}", "k1").replace("{object}", "abc");
+        let (code, answer) = api
+            .call(&method.to_ascii_uppercase(), &concrete, body)
+            .await;
+        assert_eq!(code, status, "{method} {concrete}: {answer}");
+        let schema = &doc["paths"][&path][method]["responses"][status.to_string()]["content"]["application/json"]
+            ["schema"];
+        let (required, all) = documented_fields(&doc, schema);
+        assert!(
+            !all.is_empty(),
+            "{method} {path} {status}: no documented fields"
+        );
+        let got: BTreeSet<String> = answer.as_object().unwrap().keys().cloned().collect();
+        let undocumented: Vec<_> = got.difference(&all).collect();
+        assert!(
+            undocumented.is_empty(),
+            "{method} {path}: undocumented fields {undocumented:?}"
+        );
+        let missing: Vec<_> = required.difference(&got).collect();
+        assert!(
+            missing.is_empty(),
+            "{method} {path}: documented but missing {missing:?}"
+        );
+        if path == "/v1/keys" {
+            let item = &doc["components"]["schemas"]["KeyView"];
+            let (_, all) = documented_fields(&doc, item);
+            let got: BTreeSet<String> = answer["keys"][0]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            assert_eq!(got, all, "a listed key");
+        }
+    }
+}
