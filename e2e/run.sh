@@ -29,7 +29,7 @@ if [ -z "${MIST_BUILD:-}" ]; then
 fi
 if [ -z "${E2E_USHER_BIN:-}" ]; then
   cargo build --locked -q
-  E2E_USHER_BIN=$PWD/target/debug/usher
+  E2E_USHER_BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/usher
 fi
 
 exec python3 "$here/suite.py" --mist "$MIST_BUILD" --usher "$E2E_USHER_BIN" "$@"
