@@ -81,16 +81,24 @@ async fn status_until(api: &Api, what: &str, pred: impl Fn(&StatusReport) -> boo
 async fn status_shows_the_last_minute_of_decisions_cache_queue_and_jwks() {
     let (d, _good, _bad) = start().await;
     let api = Api::new(&d);
+    // t1's first good fetch changes its keys, which invalidates t1's streams: let it happen
+    // before the decisions this test counts.
+    status_until(&api, "t1 ok and t2 failing", |r| {
+        r.jwks
+            .iter()
+            .any(|t| t.tenant == "t2" && t.state == "failing")
+            && r.jwks.iter().any(|t| t.tenant == "t1" && t.state == "ok")
+    })
+    .await;
+    d.wait_for_log("the JWKS change applied", |l| {
+        l["message"] == "jwks keys changed" && !l["dropped"].is_null()
+    })
+    .await;
     ask(&d, "open", 20).await;
     ask(&d, "closed", 5).await;
     ask(&d, "open", 20).await; // the same sessions again: cache hits
-    let r = status_until(&api, "45 decisions and a failing t2", |r| {
-        r.decisions.allowed == 40
-            && r.decisions.denied == 5
-            && r.jwks
-                .iter()
-                .any(|t| t.tenant == "t2" && t.state == "failing")
-            && r.jwks.iter().any(|t| t.tenant == "t1" && t.state == "ok")
+    let r = status_until(&api, "45 decisions", |r| {
+        r.decisions.allowed == 40 && r.decisions.denied == 5
     })
     .await;
     assert!(r.window_s > 0.0 && r.window_s <= 60.5, "{r:?}");
