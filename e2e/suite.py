@@ -113,7 +113,8 @@ def assert_registered(w, triggers):
     assert new == [{"handler": w.usher.handler, "sync": True, "streams": [], "default": "false"}], \
         f"USER_NEW entry: {triggers.get('USER_NEW')}"
     end = usher_entry(triggers, "USER_END", w.usher.handler)
-    assert len(end) == 1, f"USER_END entry: {triggers.get('USER_END')}"
+    assert end == [{"handler": w.usher.handler, "sync": True, "streams": []}], \
+        f"USER_END entry: {triggers.get('USER_END')}"
     assert triggers.get("STREAM_BUFFER") == [OTHER_TRIGGER], \
         f"the unrelated trigger is gone or changed: {triggers.get('STREAM_BUFFER')}"
 
