@@ -205,10 +205,12 @@ fn sign(a: SignArgs) -> ExitCode {
         ipa: a.ipa,
         claims,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    // A clock before 1970 would sign tokens that expired decades ago: refuse instead.
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        eprintln!("usher sign: the system clock reads before 1970");
+        return ExitCode::from(1);
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     match keys::sign::sign(&key, &opts, now) {
         Ok(token) => {
             println!("{token}");
