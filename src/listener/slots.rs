@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 
 use tokio::sync::Notify;
 
@@ -18,12 +19,12 @@ use tokio::sync::Notify;
 pub(super) struct Conn {
     /// Requests being answered on it right now (HTTP/1: 0 or 1).
     busy: AtomicUsize,
-    /// Asked to make room.
-    evicting: AtomicBool,
+    /// Asked to close: to make room, or because shutdown started.
+    cut: AtomicBool,
     /// Its task has ended.
     closed: AtomicBool,
-    /// Wakes its task to make room.
-    pub(super) evict: Notify,
+    /// The task serving it, woken when it is asked to close.
+    waker: Mutex<Option<Waker>>,
     signal: Arc<Signal>,
 }
 
@@ -39,6 +40,33 @@ impl Conn {
     /// Whether it is inside a request.
     pub(super) fn busy(&self) -> bool {
         self.busy.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether it was asked to close.
+    pub(super) fn cut_requested(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
+    }
+
+    /// Asks it to close and wakes its task; false if it already was.
+    fn request_cut(&self) -> bool {
+        if self.cut.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
+    /// Remembers the task to wake on [`Conn::request_cut`], unless `known` already wakes it
+    /// (then no lock is taken: the serving task keeps one waker for its whole life).
+    pub(super) fn register(&self, cx: &Context<'_>, known: &mut Option<Waker>) {
+        if known.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return;
+        }
+        *known = Some(cx.waker().clone());
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
     }
 }
 
@@ -108,9 +136,9 @@ impl Slots {
         if inner.open < self.max {
             let conn = Arc::new(Conn {
                 busy: AtomicUsize::new(0),
-                evicting: AtomicBool::new(false),
+                cut: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
-                evict: Notify::new(),
+                waker: Mutex::new(None),
                 signal: self.signal.clone(),
             });
             inner.open += 1;
@@ -130,10 +158,7 @@ impl Slots {
             if conn.closed.load(Ordering::Acquire) {
                 continue;
             }
-            let cut = !conn.busy() && !conn.evicting.swap(true, Ordering::AcqRel);
-            if cut {
-                conn.evict.notify_one();
-            }
+            let cut = !conn.busy() && conn.request_cut();
             inner.order.push_back(conn);
             if cut {
                 break;
@@ -145,6 +170,15 @@ impl Slots {
     /// Waits until a slot may be free (a connection closed or left a request).
     pub(super) async fn changed(&self) {
         self.signal.changed.notified().await;
+    }
+
+    /// Asks every open connection to close (shutdown): at once outside a request, after it
+    /// inside one.
+    pub(super) fn cut_all(&self) {
+        let open: Vec<Arc<Conn>> = self.lock().order.iter().cloned().collect();
+        for conn in open {
+            conn.request_cut();
+        }
     }
 
     /// Frees the slot of a connection whose task ended.
