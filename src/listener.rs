@@ -94,7 +94,10 @@ pub async fn serve<H, F>(
     };
     match tokio::time::timeout(limits.drain_timeout, drained).await {
         Ok(()) => tracing::info!(listener = name, "drained"),
-        Err(_) => tracing::warn!(listener = name, "drain timed out; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            listener = name,
+            "drain timed out; closing remaining connections"
+        ),
     }
 }
 

@@ -12,7 +12,10 @@ use usher::keys::sign::{SignOptions, sign};
 /// What `USER_NEW` answered for `token` on `stream`, as (allowed, reason).
 async fn live(d: &Daemon, stream: &str, token: &str, seed: &str) -> (bool, String) {
     // The player asked for the stream's path with the name percent-encoded, as browsers do.
-    let path = stream.replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+    let path = stream
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
     let url = format!("http://127.0.0.1:8080/hls/{path}/index.m3u8?jwt={token}");
     let session = session_id(seed);
     let body = user_new_body(stream, "203.0.113.7", token, &url, &session, true);
@@ -39,9 +42,15 @@ async fn dry_run_agrees_with_user_new_for_stream_names_with_query_or_fragment_ch
     let d = Daemon::start("");
     let api = Api::new(&d);
     let key = Key::new("k1");
-    assert_eq!(api.call("PUT", "/v1/keys/k1", Some(key.body("t1"))).await.0, 201);
+    assert_eq!(
+        api.call("PUT", "/v1/keys/k1", Some(key.body("t1"))).await.0,
+        201
+    );
     let policy = json!({"tenant": "t1", "type": "jwt"});
-    assert_eq!(api.call("PUT", "/v1/policies/live", Some(policy)).await.0, 201);
+    assert_eq!(
+        api.call("PUT", "/v1/policies/live", Some(policy)).await.0,
+        201
+    );
     let valid = key.token();
     let opts = SignOptions {
         kid: "k1".into(),
@@ -61,7 +70,11 @@ async fn dry_run_agrees_with_user_new_for_stream_names_with_query_or_fragment_ch
     ];
     let mut seed = 0;
     for stream in streams {
-        for (what, token) in [("valid", &valid), ("expired", &expired), ("garbage", &"notajws".to_string())] {
+        for (what, token) in [
+            ("valid", &valid),
+            ("expired", &expired),
+            ("garbage", &"notajws".to_string()),
+        ] {
             seed += 1;
             let (status, dry) = api
                 .call(
@@ -73,7 +86,10 @@ async fn dry_run_agrees_with_user_new_for_stream_names_with_query_or_fragment_ch
             assert_eq!(status, 200, "{dry}");
             let (allowed, reason) = live(&d, stream, token, &format!("dry-{seed}")).await;
             assert_eq!(
-                (dry["allowed"].as_bool().unwrap(), dry["reason"].as_str().unwrap()),
+                (
+                    dry["allowed"].as_bool().unwrap(),
+                    dry["reason"].as_str().unwrap()
+                ),
                 (allowed, reason.as_str()),
                 "{what} token on {stream:?}: dry run {dry}"
             );
@@ -85,5 +101,8 @@ async fn dry_run_agrees_with_user_new_for_stream_names_with_query_or_fragment_ch
 fn dry_run_url_keeps_the_stream_name_in_the_path() {
     let url = usher::decision::dry_run_url("live+a?jwt=x#y/z", "tok en");
     assert_eq!(url, "http://localhost/live+a%3Fjwt=x%23y%2Fz?jwt=tok+en");
-    assert_eq!(usher::decision::dry_run_url("vod", ""), "http://localhost/vod");
+    assert_eq!(
+        usher::decision::dry_run_url("vod", ""),
+        "http://localhost/vod"
+    );
 }

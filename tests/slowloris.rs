@@ -47,7 +47,11 @@ async fn slowloris_on_both_listeners_does_not_lock_out_honest_requests() {
     // (the test holds the client ends, the daemon the server ends); otherwise a smaller bound
     // with the same ratio of hostile connections to slots.
     let budget = fd_limit().saturating_sub(2048);
-    let trigger_slots = if budget > 16_384 + 512 { 16_384 } else { budget / 2 };
+    let trigger_slots = if budget > 16_384 + 512 {
+        16_384
+    } else {
+        budget / 2
+    };
     let trigger_hostile = (trigger_slots + 512).min(budget);
     let control_hostile = 3_000.min(budget.saturating_sub(trigger_hostile)).max(300);
     assert!(trigger_slots >= 1_000, "fd limit too low: {}", fd_limit());
@@ -64,7 +68,11 @@ async fn slowloris_on_both_listeners_does_not_lock_out_honest_requests() {
 
     let held_control = slowloris(control, control_hostile).await;
     let held_trigger = slowloris(d.trigger, trigger_hostile).await;
-    assert!(held_control.len() >= 300, "{} control connections", held_control.len());
+    assert!(
+        held_control.len() >= 300,
+        "{} control connections",
+        held_control.len()
+    );
     assert!(
         held_trigger.len() > trigger_slots,
         "{} trigger connections for {trigger_slots} slots",
@@ -75,19 +83,28 @@ async fn slowloris_on_both_listeners_does_not_lock_out_honest_requests() {
     for i in 0..3 {
         // The header timeout is 10 s: answers well within it were given a slot, not left one.
         let started = Instant::now();
-        let (status, _) = tokio::time::timeout(
-            Duration::from_secs(30),
-            api.call("GET", "/healthz", None),
-        )
-        .await
-        .expect("the control API answers");
+        let (status, _) =
+            tokio::time::timeout(Duration::from_secs(30), api.call("GET", "/healthz", None))
+                .await
+                .expect("the control API answers");
         assert_eq!(status, 200);
-        let body = user_new_body("vod", "127.0.0.1", "abc", "http://e/hls/vod/i.m3u8", &session_id(&format!("h{i}")), true);
+        let body = user_new_body(
+            "vod",
+            "127.0.0.1",
+            "abc",
+            "http://e/hls/vod/i.m3u8",
+            &session_id(&format!("h{i}")),
+            true,
+        );
         let answer = tokio::time::timeout(Duration::from_secs(30), user_new(d.trigger, &body))
             .await
             .expect("the trigger listener answers");
         assert_eq!(answer.body, "true");
-        assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            started.elapsed()
+        );
     }
     drop((held_control, held_trigger));
 }

@@ -279,7 +279,10 @@ async fn new_stream_names_cost_o1_amortised_however_many_are_tracked() {
     // drop, and still visited fewer than 2 names per new name in all (before: ~names² / 2).
     assert_eq!(c.tracked_streams(), names);
     let swept = c.inner.streams.swept();
-    assert!(swept < 2 * names as u64, "{swept} names swept for {names} new names");
+    assert!(
+        swept < 2 * names as u64,
+        "{swept} names swept for {names} new names"
+    );
 }
 
 #[tokio::test]

@@ -81,7 +81,11 @@ async fn slowloris(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 async fn slowloris_connections_do_not_lock_out_an_honest_request() {
     // Each hostile connection costs this process two sockets (both ends); stay well inside.
     let hostile = 3000.min(fd_limit().saturating_sub(512) / 2);
-    assert!(hostile >= 1000, "fd limit too low for the test: {}", fd_limit());
+    assert!(
+        hostile >= 1000,
+        "fd limit too low for the test: {}",
+        fd_limit()
+    );
     let (addr, _stop) = start(64, Arc::default()).await;
     let held = slowloris(addr, hostile).await;
     let started = Instant::now();
@@ -90,7 +94,11 @@ async fn slowloris_connections_do_not_lock_out_an_honest_request() {
         .expect("an honest request is answered while slowloris connections are held");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The header timeout is 120 s; an answer this early means a slot was made, not freed by it.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     // The attack goes on: more hostile connections, and honest requests still get through.
     let more = slowloris(addr, hostile / 2).await;
     for _ in 0..5 {
@@ -111,7 +119,10 @@ async fn a_connection_inside_a_request_is_never_cut_and_new_ones_wait_for_it() {
     gate.entered.notified().await;
     let mut fast = tokio::spawn(ask(addr, "/fast"));
     let early = tokio::time::timeout(Duration::from_millis(500), &mut fast).await;
-    assert!(early.is_err(), "answered while the only slot was inside a request");
+    assert!(
+        early.is_err(),
+        "answered while the only slot was inside a request"
+    );
     gate.release.notify_one();
     assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(fast.await.unwrap().starts_with("HTTP/1.1 200"));
