@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
@@ -46,7 +48,9 @@ impl App {
     }
 
     /// Answers `USER_NEW` (SPEC §3): policy, cache, single-flight evaluation, and one log line for
-    /// every denial.
+    /// every denial made. An evaluation runs in a `trigger` span (stream, session, then tenant,
+    /// policy and reason) so that what the webhook, resolver and JWKS code log inside it names the
+    /// viewer; a cache hit does nothing that logs, so it opens no span and pays nothing for one.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
         let started = Instant::now();
         let (verdict, lookup) = self
@@ -58,12 +62,24 @@ impl App {
                 let snapshot = self.store.load();
                 let evaluator = self.evaluator.clone();
                 let owned = OwnedRequest::from(request);
+                let span = tracing::info_span!(
+                    "trigger",
+                    stream = request.stream,
+                    session = request.session_id,
+                    tenant = tracing::field::Empty,
+                    policy = tracing::field::Empty,
+                    reason = tracing::field::Empty,
+                );
                 async move {
                     let entry = snapshot.resolve(&owned.stream).clone();
                     let req = owned.as_request();
                     let d = evaluator
                         .evaluate(&snapshot, &entry, &req, Mode::Live)
+                        .instrument(span.clone())
                         .await;
+                    span.record("tenant", d.tenant.as_str());
+                    span.record("policy", d.policy_type);
+                    span.record("reason", d.reason.as_str());
                     if !d.allowed {
                         log_denial(&req, &d);
                     }
@@ -90,7 +106,10 @@ impl App {
             "decided"
         );
         if !verdict.allowed && lookup != Lookup::Evaluated {
-            tracing::info!(
+            // The same denial as the one logged when it was made (same session, same token):
+            // counted in metrics, logged at debug only, so replaying one refused session cannot
+            // turn every request into a write to the log.
+            tracing::debug!(
                 stream = request.stream,
                 session = request.session_id,
                 viewer_ip = request.viewer_ip,

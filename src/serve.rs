@@ -105,11 +105,13 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         move |req, _peer| control::handle(ctl.clone(), req),
         signal.clone(),
     ));
+    // Behind one Arc: a request costs one reference count, not a clone of every part of App.
+    let trigger_app = Arc::new(app);
     let trigger_task = tokio::spawn(listener::serve(
         "trigger",
         trigger,
         limits,
-        move |req, _peer| endpoint::handle(app.clone(), req),
+        move |req, _peer| endpoint::handle(trigger_app.clone(), req),
         signal,
     ));
 

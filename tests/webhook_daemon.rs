@@ -231,7 +231,14 @@ async fn webhook_reply_body_never_reaches_the_log_or_the_dry_run() {
     l.server.set_behaviour(Behaviour::Echo(401));
     let session = session_id("echo");
     let url = format!("http://127.0.0.1:8080/hls/live+abc/index.m3u8?jwt={VIEWER_TOKEN}");
-    let body = user_new_body("live+abc", "203.0.113.7", VIEWER_TOKEN, &url, &session, true);
+    let body = user_new_body(
+        "live+abc",
+        "203.0.113.7",
+        VIEWER_TOKEN,
+        &url,
+        &session,
+        true,
+    );
     assert_eq!(user_new(l.daemon.trigger, &body).await.body, "false");
     l.daemon
         .wait_for_log("the denial", |j| {
@@ -272,6 +279,30 @@ async fn webhook_reply_body_never_reaches_the_log_or_the_dry_run() {
         assert!(!text.contains(VIEWER_TOKEN), "token in {what}: {text}");
         assert!(!text.contains("dmlld2VyLXNlY3JldA"), "token part in {what}");
         assert!(!text.contains("bad token"), "reply body in {what}: {text}");
-        assert!(!text.contains("viewerToken"), "reply body in {what}: {text}");
+        assert!(
+            !text.contains("viewerToken"),
+            "reply body in {what}: {text}"
+        );
     }
+}
+
+#[tokio::test]
+async fn webhook_log_lines_name_the_viewer_they_were_for() {
+    let l = lab(3000).await;
+    let session = session_id("span");
+    let body = user_new_body("live+abc", "203.0.113.7", "chk", URL, &session, true);
+    assert_eq!(user_new(l.daemon.trigger, &body).await.body, "true");
+    l.daemon
+        .wait_for_log("the webhook call, in the trigger span", |j| {
+            j["message"] == "webhook called" && j["span"]["session"] == session.as_str()
+        })
+        .await;
+    let line = l
+        .daemon
+        .logs()
+        .into_iter()
+        .find(|j| j["message"] == "webhook called")
+        .unwrap();
+    assert_eq!(line["span"]["name"], "trigger", "{line}");
+    assert_eq!(line["span"]["stream"], "live+abc", "{line}");
 }

@@ -1,6 +1,7 @@
 //! `POST /trigger`: reads MistServer's trigger, hands it to the [`App`], answers `true`/`false`.
 //! It only parses and renders; every decision is made in `App::user_new`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use crate::reason::Reason;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one request on the trigger listener.
-pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != "/trigger" {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
