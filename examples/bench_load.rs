@@ -9,6 +9,12 @@
 //! - LINES 7 (first check) or 6 (re-check after `invalidate_sessions`);
 //! - TOKENS_FILE: one token per line, token i goes with session i (else line 3 is a checksum).
 //!   Prints `elapsed_s=… sent=… true=… false=… errors=…`. Gives up after 300 s.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -34,7 +34,9 @@ pub async fn reload(app: &App, path: &Path) {
                 .apply(Change::Reload(Box::new(loaded.snapshot)))
                 .await
             {
-                Ok(applied) => tracing::info!(dropped = applied.invalidated.dropped, "config reloaded"),
+                Ok(applied) => {
+                    tracing::info!(dropped = applied.invalidated.dropped, "config reloaded")
+                }
                 Err(e) => tracing::error!(error = %e, "config reload refused"),
             }
         }

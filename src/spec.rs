@@ -179,7 +179,10 @@ mod tests {
         table.insert("tenant".into(), "t1".into());
         table.insert("public_key_pem".into(), pair.public_pem.clone().into());
         let named = Named::<KeySpec>::from_table("kid", table).unwrap();
-        let key = named.spec.load(&named.name, KeySource::Config, None).unwrap();
+        let key = named
+            .spec
+            .load(&named.name, KeySource::Config, None)
+            .unwrap();
         let stored = KeySpec::stored(&key, &named.spec, KeyStatus::Revoked);
         let json = serde_json::to_string(&stored).unwrap();
         let back: KeySpec = serde_json::from_str(&json).unwrap();

@@ -58,7 +58,10 @@ async fn pending_names_are_committed_with_the_change_and_survive_reopening() {
     {
         let db = StateDb::open(tmp.path()).await.unwrap();
         let writes = vec![Write::PutPolicy("vod".into(), public_spec("t1"))];
-        let p = db.commit(writes, names(&["vod", "live+vod"]), 10).await.unwrap();
+        let p = db
+            .commit(writes, names(&["vod", "live+vod"]), 10)
+            .await
+            .unwrap();
         assert_eq!(p.refused, 0);
         assert_eq!(p.stored.len(), 2);
     }
@@ -121,7 +124,10 @@ async fn regression_an_unreadable_state_file_stops_usher_naming_the_file() {
     std::fs::create_dir(&file).unwrap();
     let err = StateDb::open(tmp.path()).await.err().expect("refused");
     assert!(matches!(err, StateError::Unreadable { .. }), "{err}");
-    assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&file.display().to_string()),
+        "{err}"
+    );
 }
 
 /// Regression (issue 11, 3): a corrupt state file made redb panic inside the blocking task and

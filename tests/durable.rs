@@ -1,6 +1,12 @@
 //! Invalidation through the real daemon (SPEC §5): the cache is dropped before MistServer is
 //! asked anything, invalidations survive `kill -9`, and usher never starts with less than was
 //! stored.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 
@@ -42,13 +48,21 @@ async fn start(dir: &Path, config: String) -> Daemon {
 async fn a_revoke_while_mistserver_hangs_drops_cached_decisions_within_50_ms() {
     let (url, hang) = hanging_mist().await;
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!("{}\n{}", base_config(&tmp.path().join("data")), mist_section(&url));
+    let config = format!(
+        "{}\n{}",
+        base_config(&tmp.path().join("data")),
+        mist_section(&url)
+    );
     let d = start(tmp.path(), config).await;
     let api = Api::new(&d);
     let key = Key::new("k1");
     api.call("PUT", "/v1/keys/k1", Some(key.body("t1"))).await;
-    api.call("PUT", "/v1/policies/vod", Some(json!({"tenant": "t1", "type": "jwt"})))
-        .await;
+    api.call(
+        "PUT",
+        "/v1/policies/vod",
+        Some(json!({"tenant": "t1", "type": "jwt"})),
+    )
+    .await;
     let token = key.token();
     let url = format!("http://127.0.0.1:8080/hls/vod/index.m3u8?jwt={token}");
     let s = session_id("hang-revoke");
@@ -99,7 +113,11 @@ async fn a_policy_change_while_mistserver_is_down_reaches_it_after_kill_9_and_re
     let d = start(tmp.path(), config.clone()).await;
     let api = Api::new(&d);
     let (status, set) = api
-        .call("PUT", "/v1/policies/vod", Some(json!({"tenant": "t1", "type": "deny"})))
+        .call(
+            "PUT",
+            "/v1/policies/vod",
+            Some(json!({"tenant": "t1", "type": "deny"})),
+        )
         .await;
     assert_eq!(status, 201, "{set}");
     assert_eq!(set["mist_acknowledged"], false, "MistServer is down: {set}");
@@ -124,8 +142,19 @@ async fn a_policy_change_while_mistserver_is_down_reaches_it_after_kill_9_and_re
     let d = start(tmp.path(), config).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(mist.invalidated().len(), before, "{:?}", mist.invalidated());
-    let body = user_new_body("vod", "127.0.0.1", "tok", "http://h/vod", &session_id("x"), true);
-    assert_eq!(user_new(d.trigger, &body).await.body, "false", "the deny survived");
+    let body = user_new_body(
+        "vod",
+        "127.0.0.1",
+        "tok",
+        "http://h/vod",
+        &session_id("x"),
+        true,
+    );
+    assert_eq!(
+        user_new(d.trigger, &body).await.body,
+        "false",
+        "the deny survived"
+    );
 }
 
 /// Starts a daemon that must refuse to start; returns its log.
@@ -183,6 +212,9 @@ async fn regression_the_daemon_reports_a_corrupt_state_file_naming_it() {
     let log = refused_start(tmp.path()).await;
     assert!(log.contains(&file.display().to_string()), "{log}");
     assert!(!log.contains("task failed"), "{log}");
-    let reported = log.lines().filter(|l| l.starts_with("usher:")).collect::<Vec<_>>();
+    let reported = log
+        .lines()
+        .filter(|l| l.starts_with("usher:"))
+        .collect::<Vec<_>>();
     eprintln!("{reported:?}");
 }

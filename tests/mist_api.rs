@@ -1,5 +1,11 @@
 //! The MistServer API client and the invalidation queue against a MistServer stand-in on loopback:
 //! the JSON that arrives, the challenge login, and retrying through an outage without losing names.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 
@@ -212,7 +218,11 @@ async fn a_large_invalidation_goes_out_in_calls_of_at_most_a_thousand_names() {
 async fn the_queue_logs_in_with_the_challenge() {
     let api = MistApi::start().await;
     api.require_login("admin", "pw");
-    let q = InvalidationQueue::spawn(client(&api, "admin", "pw"), fast_backoff(), Arc::new(NoSink));
+    let q = InvalidationQueue::spawn(
+        client(&api, "admin", "pw"),
+        fast_backoff(),
+        Arc::new(NoSink),
+    );
     let ticket = q.enqueue(owed(&["vod"]));
     assert!(q.wait_acknowledged(ticket, LONG).await);
     assert_eq!(api.invalidated(), names(&["vod"]));

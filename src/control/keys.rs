@@ -59,7 +59,10 @@ pub async fn put(ctl: &Control, kid: &str, body: &[u8]) -> Reply {
         Outcome::Created => StatusCode::CREATED,
         _ => StatusCode::OK,
     };
-    let shown = applied.key.as_deref().map_or(Value::Null, |k| view(k, KeyStatus::Active));
+    let shown = applied
+        .key
+        .as_deref()
+        .map_or(Value::Null, |k| view(k, KeyStatus::Active));
     tracing::info!(kid, "key set");
     Ok((status, merge(shown, applied.invalidated)))
 }
@@ -72,7 +75,10 @@ pub async fn revoke(ctl: &Control, kid: &str) -> Reply {
         kid: kid.to_owned(),
     };
     let applied = ctl.app.enforcer().apply(change).await?;
-    let shown = applied.key.as_deref().map_or(Value::Null, |k| view(k, KeyStatus::Revoked));
+    let shown = applied
+        .key
+        .as_deref()
+        .map_or(Value::Null, |k| view(k, KeyStatus::Revoked));
     tracing::info!(kid, "key revoked");
     let invalidated = match applied.outcome {
         Outcome::Unchanged => Invalidated::nothing(),

@@ -151,8 +151,12 @@ impl Enforcer {
         let new = edit.new.map(Arc::new);
         let after = new.clone().unwrap_or_else(|| old.clone());
         let known = self.inner.cache.known_streams(|_| true);
-        let streams =
-            affected::affected_streams(known.iter().map(String::as_str), &edit.scopes, &old, &after);
+        let streams = affected::affected_streams(
+            known.iter().map(String::as_str),
+            &edit.scopes,
+            &old,
+            &after,
+        );
         let pending = if edit.writes.is_empty() && streams.is_empty() {
             Pending::default()
         } else {
@@ -171,7 +175,12 @@ impl Enforcer {
             .cache
             .invalidate_streams(streams.iter().map(String::as_str));
         drop(layers);
-        tracing::info!(change = kind, streams = streams.len(), dropped, "change applied");
+        tracing::info!(
+            change = kind,
+            streams = streams.len(),
+            dropped,
+            "change applied"
+        );
         let invalidated = self
             .tell_mist(streams, pending, dropped, &edit.scopes, &old, &after)
             .await;
@@ -196,12 +205,15 @@ impl Enforcer {
                 shape.secret.get_or_insert_with(|| "kept".into());
                 build::entry(object, &shape, Source::Api)
                     .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
-                let url = self.inner.guard.validate_for_policy(url).await.map_err(|e| {
-                    Refused::UrlRefused {
+                let url = self
+                    .inner
+                    .guard
+                    .validate_for_policy(url)
+                    .await
+                    .map_err(|e| Refused::UrlRefused {
                         code: e.code(),
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
                 Ok(Prepared::Url(Some(url)))
             }
             _ => Ok(Prepared::Nothing),
@@ -220,7 +232,8 @@ impl Enforcer {
         new: &Snapshot,
     ) -> Invalidated {
         let mut refused = pending.refused;
-        let mut ticket = (!pending.stored.is_empty()).then(|| self.inner.mist.enqueue(pending.stored));
+        let mut ticket =
+            (!pending.stored.is_empty()).then(|| self.inner.mist.enqueue(pending.stored));
         if scopes.iter().any(|s| !matches!(s, Scope::Stream(_))) {
             let extra: Vec<String> = {
                 let active = self.active_streams().await;
@@ -248,9 +261,18 @@ impl Enforcer {
             .await;
         self.inner.metrics.invalidation(dropped);
         if refused > 0 {
-            tracing::error!(refused, max_pending = MAX_PENDING, "invalidations refused: too many pending");
+            tracing::error!(
+                refused,
+                max_pending = MAX_PENDING,
+                "invalidations refused: too many pending"
+            );
         }
-        tracing::info!(streams = streams.len(), dropped, mist_acknowledged = acked, "invalidated");
+        tracing::info!(
+            streams = streams.len(),
+            dropped,
+            mist_acknowledged = acked,
+            "invalidated"
+        );
         Invalidated {
             dropped,
             streams,
@@ -261,7 +283,11 @@ impl Enforcer {
     /// Stores names found after the change committed (MistServer's active streams).
     async fn store_pending(&self, names: Vec<String>) -> Pending {
         let layers = self.inner.writes.lock().await;
-        match layers.db.commit(Vec::new(), names.clone(), MAX_PENDING).await {
+        match layers
+            .db
+            .commit(Vec::new(), names.clone(), MAX_PENDING)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot store pending invalidations; sending them anyway");

@@ -20,7 +20,13 @@ struct Recorder {
 
 impl Recorder {
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.sent.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+        let mut names: Vec<String> = self
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.0.clone())
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -111,7 +117,14 @@ impl Harness {
     }
 
     async fn pending(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.db.pending().await.unwrap().into_iter().map(|p| p.0).collect();
+        let mut names: Vec<String> = self
+            .db
+            .pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
         names.sort();
         names
     }
@@ -152,7 +165,10 @@ async fn put_policy_commits_swaps_drops_and_stores_the_names_before_mistserver()
     assert_eq!(applied.invalidated.streams, ["abc", "live+abc"]);
     assert_eq!(applied.invalidated.dropped, 1);
     assert!(applied.invalidated.mist_acknowledged);
-    assert_eq!(h.enforcer.snapshot().resolve("live+abc").policy, Policy::Deny);
+    assert_eq!(
+        h.enforcer.snapshot().resolve("live+abc").policy,
+        Policy::Deny
+    );
     assert_eq!(h.db.load_all().await.unwrap().policies.len(), 1);
     // Stored until MistServer acknowledges (the recorder does not forget anything on disk).
     assert_eq!(h.pending().await, ["abc", "live+abc"]);
@@ -191,7 +207,10 @@ async fn a_config_policy_is_read_only_and_nothing_changes() {
     let h = harness().await;
     let refused = h.enforcer.apply(put_policy("fixed", "deny")).await;
     assert!(matches!(refused, Err(Refused::ReadOnly(_))));
-    assert_eq!(h.enforcer.snapshot().resolve("fixed").policy, Policy::Public);
+    assert_eq!(
+        h.enforcer.snapshot().resolve("fixed").policy,
+        Policy::Public
+    );
     assert!(h.db.load_all().await.unwrap().policies.is_empty());
     assert!(h.pending().await.is_empty());
 }
@@ -290,14 +309,20 @@ async fn revoke_key_stores_it_revoked_and_invalidates_the_tenant_once() {
         })
         .await;
     assert!(matches!(reactivate, Err(Refused::KeyRevoked(_))));
-    let unknown = h.enforcer.apply(Change::RevokeKey { kid: "nope".into() }).await;
+    let unknown = h
+        .enforcer
+        .apply(Change::RevokeKey { kid: "nope".into() })
+        .await;
     assert!(matches!(unknown, Err(Refused::NotFound(_))));
 }
 
 #[tokio::test]
 async fn explicit_invalidation_drops_and_stores_streams_objects_and_tenants() {
     let h = harness().await;
-    h.enforcer.apply(put_policy("live", "public")).await.unwrap();
+    h.enforcer
+        .apply(put_policy("live", "public"))
+        .await
+        .unwrap();
     for s in ["live+a", "live+b", "vod"] {
         h.seen(s).await;
     }
@@ -306,7 +331,10 @@ async fn explicit_invalidation_drops_and_stores_streams_objects_and_tenants() {
         .apply(Change::Invalidate(Target::Streams(vec!["vod".into()])))
         .await
         .unwrap();
-    assert_eq!((by_stream.invalidated.dropped, by_stream.outcome), (1, Outcome::Applied));
+    assert_eq!(
+        (by_stream.invalidated.dropped, by_stream.outcome),
+        (1, Outcome::Applied)
+    );
     assert_eq!(by_stream.invalidated.streams, ["vod"]);
     let by_object = h
         .enforcer
@@ -320,7 +348,10 @@ async fn explicit_invalidation_drops_and_stores_streams_objects_and_tenants() {
         .await
         .unwrap();
     assert_eq!(by_tenant.invalidated.streams, ["live+a", "live+b"]);
-    assert_eq!(by_tenant.invalidated.dropped, 1, "live+a was dropped already");
+    assert_eq!(
+        by_tenant.invalidated.dropped, 1,
+        "live+a was dropped already"
+    );
     assert!(h.pending().await.contains(&"vod".to_string()));
 }
 
@@ -338,9 +369,18 @@ async fn reload_replaces_the_config_layer_keeps_the_stored_one_and_invalidates_t
         .unwrap();
     let snapshot = h.enforcer.snapshot();
     assert!(snapshot.policy("fixed").is_none());
-    assert_eq!(snapshot.resolve("live+abc").policy, Policy::Deny, "stored layer kept");
+    assert_eq!(
+        snapshot.resolve("live+abc").policy,
+        Policy::Deny,
+        "stored layer kept"
+    );
     assert!(applied.invalidated.streams.contains(&"fixed".to_string()));
-    assert!(!applied.invalidated.streams.contains(&"live+abc".to_string()));
+    assert!(
+        !applied
+            .invalidated
+            .streams
+            .contains(&"live+abc".to_string())
+    );
 }
 
 #[tokio::test]
@@ -363,5 +403,8 @@ async fn invalidations_left_pending_are_sent_again_on_start() {
     let Harness { db, _tmp, .. } = h;
     let restarted = harness_on(_tmp, db).await;
     assert_eq!(restarted.mist.names(), ["abc"]);
-    assert_eq!(restarted.enforcer.snapshot().resolve("abc").policy, Policy::Deny);
+    assert_eq!(
+        restarted.enforcer.snapshot().resolve("abc").policy,
+        Policy::Deny
+    );
 }
