@@ -110,11 +110,28 @@ async fn a_wrong_password_is_an_auth_error_and_nothing_is_invalidated() {
     // MistServer's own answer to a wrong password is a new CHALL.
     let e = c.invalidate_sessions(&names(&["s1"])).await.unwrap_err();
     assert!(matches!(&e, MistError::Auth(s) if s == "CHALL"), "{e}");
-    api.reject_with("NOACC");
+    api.reject_with("DENIED");
     let e = c.invalidate_sessions(&names(&["s1"])).await.unwrap_err();
-    assert!(matches!(&e, MistError::Auth(s) if s == "NOACC"), "{e}");
+    assert!(matches!(&e, MistError::Auth(s) if s == "DENIED"), "{e}");
     assert!(!e.to_string().contains("wrong"));
     assert!(api.accepted().is_empty());
+}
+
+/// Regression: MistServer 3.10 with no account runs a local caller's command and answers
+/// `authorize: {status: "NOACC"}`; usher took that for a refused login and never invalidated.
+#[tokio::test]
+async fn a_local_mistserver_without_accounts_runs_the_call_and_answers_noacc() {
+    let api = MistApi::start().await;
+    api.without_accounts();
+    client(&api, "", "")
+        .invalidate_sessions(&names(&["s1"]))
+        .await
+        .expect("accepted without a login");
+    client(&api, "admin", "pw")
+        .invalidate_sessions(&names(&["s2"]))
+        .await
+        .expect("accepted with a login configured too");
+    assert_eq!(api.invalidated(), names(&["s1", "s2"]));
 }
 
 #[tokio::test]

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use common::mist_api::MistApi;
 use serde_json::{Map, Value, json};
 
-/// Makes the stand-in keep a MistServer config: answers every request with `config`, and applies
-/// a `{"config": {"triggers": …}}` write.
+/// Makes the stand-in keep a MistServer config and answer the way MistServer's `/api2` does
+/// (minimal form): `config` only when the request names `config`; a `{"config": {"triggers": …}}`
+/// write replaces the whole triggers object; `save` is recorded.
 fn hold_config(api: &MistApi, triggers: Value) -> Arc<Mutex<Value>> {
     let held = Arc::new(Mutex::new(triggers));
     let state = held.clone();
@@ -24,13 +25,22 @@ fn hold_config(api: &MistApi, triggers: Value) -> Arc<Mutex<Value>> {
             *triggers = new.clone();
         }
         let mut answer = Map::new();
-        answer.insert(
-            "config".into(),
-            json!({"triggers": triggers.clone(), "version": "3.10"}),
-        );
+        if body.get("config").is_some() {
+            answer.insert(
+                "config".into(),
+                json!({"triggers": triggers.clone(), "version": "3.10"}),
+            );
+        }
         answer
     }));
     held
+}
+
+/// Whether some request the stand-in accepted asked MistServer to save its config file.
+fn saved(api: &MistApi) -> bool {
+    api.accepted()
+        .iter()
+        .any(|b| b.get("save") == Some(&json!(true)) && b.get("config").is_some())
 }
 
 fn mist_setup(api_url: &str) -> (bool, String) {
@@ -93,4 +103,48 @@ async fn mist_setup_registers_usher_and_leaves_other_triggers_alone() {
         .await
         .unwrap();
     assert!(ok && out.contains("USER_NEW: unchanged"), "{out}");
+    assert!(saved(&api), "the write asks MistServer to save at once");
+}
+
+/// Regression: `/api2` answers `{}` to a request that does not name `config`; mist-setup took that
+/// for "no triggers" and wrote back only its own two, deleting every other trigger.
+#[tokio::test]
+async fn mist_setup_against_api2_minimal_form_keeps_other_triggers() {
+    let api = MistApi::start().await;
+    let buffer = json!([{"handler": "http://127.0.0.1:9002/buffer", "sync": false, "streams": []}]);
+    let held = hold_config(&api, json!({ "STREAM_BUFFER": buffer }));
+    let url = api.url();
+    let (ok, out) = tokio::task::spawn_blocking(move || mist_setup(&url))
+        .await
+        .unwrap();
+    assert!(ok && out.contains("USER_NEW: added"), "{out}");
+    let triggers = held.lock().unwrap().clone();
+    assert_eq!(triggers["STREAM_BUFFER"], buffer);
+    assert_eq!(triggers["USER_NEW"][0]["default"], "false");
+
+    let url = api.url();
+    let (ok, out) = tokio::task::spawn_blocking(move || mist_setup(&url))
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("USER_NEW: unchanged") && out.contains("USER_END: unchanged"),
+        "a second run changes nothing: {out}"
+    );
+}
+
+/// An answer without `config` is never taken for "no triggers": mist-setup refuses to write.
+#[tokio::test]
+async fn mist_setup_refuses_to_write_when_the_answer_has_no_config() {
+    let api = MistApi::start().await;
+    api.set_hook(Arc::new(|_: &Value| Map::new()));
+    let url = api.url();
+    let (ok, out) = tokio::task::spawn_blocking(move || mist_setup(&url))
+        .await
+        .unwrap();
+    assert!(!ok, "{out}");
+    assert!(
+        api.accepted().iter().all(|b| !b["config"].is_object()),
+        "nothing was written: {:?}",
+        api.accepted()
+    );
 }

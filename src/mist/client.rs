@@ -94,6 +94,8 @@ pub struct MistClient {
     http: reqwest::Client,
     url: reqwest::Url,
     login: Option<Arc<Login>>,
+    /// The API URL names a loopback address, so MistServer sees usher as a local caller.
+    local: bool,
 }
 
 impl std::fmt::Debug for MistClient {
@@ -145,7 +147,18 @@ impl MistClient {
                 challenge: Mutex::new(None),
             })
         });
-        Ok(MistClient { http, url, login })
+        let local = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        Ok(MistClient {
+            http,
+            url,
+            login,
+            local,
+        })
     }
 
     /// The API URL this client calls.
@@ -188,7 +201,7 @@ impl MistClient {
     pub async fn command(&self, command: Map<String, Value>) -> Result<Value, MistError> {
         let Some(login) = &self.login else {
             let answer = self.post(Value::Object(command)).await?;
-            return match authorize_status(&answer)? {
+            return match authorize_status(&answer, self.local)? {
                 Authorize::Absent | Authorize::Ok => Ok(answer),
                 Authorize::Challenge(_) => Err(MistError::Auth("CHALL".into())),
                 Authorize::Refused(status) => Err(MistError::Auth(status)),
@@ -252,7 +265,7 @@ impl MistClient {
             json!({ "username": login.username, "password": password }),
         );
         let answer = self.post(Value::Object(body)).await?;
-        Ok((authorize_status(&answer)?, answer))
+        Ok((authorize_status(&answer, self.local)?, answer))
     }
 
     /// One `POST` of `body`; the answer must be 2xx and a JSON object.
@@ -285,12 +298,17 @@ impl MistClient {
 }
 
 /// Reads `authorize.status` (and the challenge of a `CHALL`) from an answer.
-fn authorize_status(answer: &Value) -> Result<Authorize, MistError> {
+///
+/// `NOACC` means MistServer has no account at all. It then runs a local caller's commands (a
+/// connection from its own host without `X-Forwarded-For`) and still answers `NOACC`; from anywhere
+/// else nothing runs. So `NOACC` counts as accepted only when `local` (the API URL is loopback).
+fn authorize_status(answer: &Value, local: bool) -> Result<Authorize, MistError> {
     let Some(auth) = answer.get("authorize") else {
         return Ok(Authorize::Absent);
     };
     match auth.get("status").and_then(Value::as_str) {
         Some("OK") => Ok(Authorize::Ok),
+        Some("NOACC") if local => Ok(Authorize::Ok),
         Some("CHALL") => match auth.get("challenge").and_then(Value::as_str) {
             Some(c) if !c.is_empty() => Ok(Authorize::Challenge(c.to_string())),
             _ => Err(MistError::Protocol("CHALL without a challenge")),
@@ -329,20 +347,43 @@ mod tests {
     #[test]
     fn authorize_status_reads_every_shape() {
         assert!(matches!(
-            authorize_status(&json!({})),
+            authorize_status(&json!({}), false),
             Ok(Authorize::Absent)
         ));
         let ok = json!({"authorize": {"status": "OK"}});
-        assert!(matches!(authorize_status(&ok), Ok(Authorize::Ok)));
+        assert!(matches!(authorize_status(&ok, false), Ok(Authorize::Ok)));
         let chall = json!({"authorize": {"status": "CHALL", "challenge": "c1"}});
-        assert!(matches!(authorize_status(&chall), Ok(Authorize::Challenge(c)) if c == "c1"));
-        let noacc = json!({"authorize": {"status": "NOACC"}});
-        assert!(matches!(authorize_status(&noacc), Ok(Authorize::Refused(s)) if s == "NOACC"));
+        assert!(
+            matches!(authorize_status(&chall, false), Ok(Authorize::Challenge(c)) if c == "c1")
+        );
         let bare = json!({"authorize": {"status": "CHALL"}});
         assert!(matches!(
-            authorize_status(&bare),
+            authorize_status(&bare, true),
             Err(MistError::Protocol(_))
         ));
+    }
+
+    /// Regression: a MistServer with no account answers a local call `NOACC` and runs it; usher
+    /// took that for a refused login, so no invalidation ever reached a fresh MistServer.
+    #[test]
+    fn noacc_is_accepted_from_loopback_only() {
+        let noacc = json!({"authorize": {"status": "NOACC"}});
+        assert!(matches!(authorize_status(&noacc, true), Ok(Authorize::Ok)));
+        assert!(
+            matches!(authorize_status(&noacc, false), Ok(Authorize::Refused(s)) if s == "NOACC")
+        );
+        let mut c = MistConfig::default();
+        for (url, local) in [
+            ("http://127.0.0.1:4242/api2", true),
+            ("http://127.9.9.9:4242/api2", true),
+            ("http://[::1]:4242/api2", true),
+            ("http://localhost:4242/api2", true),
+            ("http://mist.internal:4242/api2", false),
+            ("http://192.0.2.10:4242/api2", false),
+        ] {
+            c.api_url = url.into();
+            assert_eq!(MistClient::new(&c).unwrap().local, local, "{url}");
+        }
     }
 
     #[test]

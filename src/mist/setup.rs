@@ -65,22 +65,53 @@ pub fn merge_triggers(current: &Value, handler: &str) -> (Value, Vec<Change>) {
     (Value::Object(triggers), changes)
 }
 
-/// Reads MistServer's triggers, merges usher's entries, and writes the triggers back when
-/// anything changed.
+/// Reads MistServer's triggers, merges usher's entries, and writes the triggers back — saved to
+/// MistServer's config file at once — when anything changed. What was written is read back and
+/// checked.
 pub async fn run(client: &MistClient, handler: &str) -> Result<Vec<Change>, MistError> {
-    let answer = client.command(Map::new()).await?;
-    let current = answer
-        .get("config")
-        .and_then(|c| c.get("triggers"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let current = read_triggers(client).await?;
     let (merged, changes) = merge_triggers(&current, handler);
-    if changes.iter().any(|c| c.action != "unchanged") {
-        let mut command = Map::new();
-        command.insert("config".into(), json!({ "triggers": merged }));
-        client.command(command).await?;
+    if changes.iter().all(|c| c.action == "unchanged") {
+        return Ok(changes);
+    }
+    let mut command = Map::new();
+    command.insert("config".into(), json!({ "triggers": merged }));
+    // Without it MistServer writes its config file about 60 s later, or not at all if it dies.
+    command.insert("save".into(), Value::Bool(true));
+    client.command(command).await?;
+    let written = read_triggers(client).await?;
+    if merge_triggers(&written, handler)
+        .1
+        .iter()
+        .any(|c| c.action != "unchanged")
+    {
+        return Err(MistError::Protocol(
+            "MistServer did not keep the triggers usher wrote",
+        ));
     }
     Ok(changes)
+}
+
+/// MistServer's `config.triggers`, read with `{"config": true}`: `/api2` answers in minimal form
+/// and leaves `config` out otherwise (SPEC §1). Writing replaces the whole triggers object, so an
+/// answer without `config` is refused rather than taken for "no triggers" — that would delete every
+/// other trigger.
+async fn read_triggers(client: &MistClient) -> Result<Value, MistError> {
+    let mut command = Map::new();
+    command.insert("config".into(), Value::Bool(true));
+    let answer = client.command(command).await?;
+    let Some(config) = answer.get("config").filter(|c| c.is_object()) else {
+        return Err(MistError::Protocol(
+            "the answer carries no config object; refusing to write MistServer's triggers",
+        ));
+    };
+    match config.get("triggers") {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(triggers @ Value::Object(_)) => Ok(triggers.clone()),
+        Some(_) => Err(MistError::Protocol(
+            "config.triggers is not an object; refusing to write MistServer's triggers",
+        )),
+    }
 }
 
 #[cfg(test)]

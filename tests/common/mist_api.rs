@@ -39,6 +39,7 @@ struct Inner {
     reject_with: String,
     fail_status: Option<u16>,
     hook: Option<Hook>,
+    no_accounts: bool,
 }
 
 type State = Arc<Mutex<Inner>>;
@@ -93,7 +94,7 @@ impl MistApi {
     }
 
     /// The `authorize.status` given for a wrong answer: `CHALL` (MistServer's own, the default) or
-    /// e.g. `NOACC`.
+    /// e.g. `DENIED`.
     pub fn reject_with(&self, status: &str) {
         lock(&self.state).reject_with = status.into();
     }
@@ -104,6 +105,12 @@ impl MistApi {
     }
 
     /// Installs the hook for other commands.
+    /// Acts like a MistServer with no account at all, called from its own host: every command runs
+    /// and every answer says `authorize: {status: "NOACC"}` (no login is demanded).
+    pub fn without_accounts(&self) {
+        lock(&self.state).no_accounts = true;
+    }
+
     pub fn set_hook(&self, hook: Hook) {
         lock(&self.state).hook = Some(hook);
     }
@@ -237,6 +244,9 @@ async fn handle(state: State, req: Request<Incoming>) -> Result<Response<Full<By
         }
         Ok(Some(ok)) => {
             answer.insert("authorize".into(), ok);
+        }
+        Ok(None) if inner.no_accounts => {
+            answer.insert("authorize".into(), json!({"status": "NOACC"}));
         }
         Ok(None) => {}
     }
