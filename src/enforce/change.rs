@@ -2,7 +2,11 @@
 //!
 //! Every writer — the control API, SIGHUP, JWKS refreshes, and next the viewer revocations of
 //! SPEC §9 and the fleet feed of SPEC §11 — describes its change as a [`Change`] and hands it to
-//! [`Enforcer::apply`](super::Enforcer::apply). A new writer is a new variant, not a new path.
+//! [`Enforcer::apply`](super::Enforcer::apply). A new writer is a new variant, not a new path:
+//! a viewer revocation (SPEC §9) becomes `RevokeViewer { tenant, viewer, before }` with its own
+//! record table and scope; the fleet feed (SPEC §11) wraps whatever it receives as
+//! `Remote { revision, change: Box<Change> }`, and the applied revision is one more write in the
+//! same transaction as the change and its pending invalidations.
 
 use std::sync::Arc;
 

@@ -170,7 +170,8 @@ impl InvalidationQueue {
         }
     }
 
-    /// Stops the worker; names still pending are not sent.
+    /// Stops the worker; names still pending are not sent (the owner stored them durably with
+    /// their sequence numbers and hands them over again after the restart).
     pub fn shutdown(&self) {
         self.stopper.0.send_replace(true);
     }
