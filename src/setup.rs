@@ -129,3 +129,21 @@ pub fn control_tokens(config: &Config) -> Result<Vec<String>, String> {
     }
     Ok(tokens)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reload_reuses_the_running_outbound_stack() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, "[default_policy]\ntype = \"deny\"\n").unwrap();
+        let running = load(&path).await.unwrap();
+        let client = running.evaluator.webhooks().client().clone();
+        let reloaded = load_with(&path, client.clone()).await.unwrap();
+        assert!(reloaded.evaluator.webhooks().client().same_stack(&client));
+        let fresh = load(&path).await.unwrap();
+        assert!(!fresh.evaluator.webhooks().client().same_stack(&client));
+    }
+}
