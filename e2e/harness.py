@@ -252,9 +252,9 @@ id = "t1"
         except OSError:
             return False
 
-    def stop(self):
+    def stop(self, sig=signal.SIGTERM):
         if self.proc:
-            self.proc.stop()
+            self.proc.stop(sig)
             self.proc = None
 
     def api(self, method, path, body=None):
@@ -401,3 +401,91 @@ class RecordingProxy:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class PausableProxy:
+    """A TCP relay in front of MistServer's API that can be made to hang: while paused, connections
+    are accepted and held unanswered (a MistServer that does not answer); `resume` drops those and
+    relays again."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.paused = threading.Event()
+        self.held = []
+        self.relays = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.paused.is_set():
+                with self.lock:
+                    self.held.append(conn)
+                continue
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            up = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+        except OSError:
+            conn.close()
+            return
+        with self.lock:
+            self.relays += [conn, up]
+
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(up, conn), daemon=True).start()
+        pump(conn, up)
+
+    def pause(self):
+        """From now on nothing is relayed: open relays (pooled keep-alive connections) are cut,
+        new connections are held unanswered."""
+        self.paused.set()
+        with self.lock:
+            relays, self.relays = self.relays, []
+        for s in relays:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def resume(self):
+        self.paused.clear()
+        with self.lock:
+            held, self.held = self.held, []
+        for conn in held:
+            conn.close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/api2"
+
+    def close(self):
+        self.closed = True
+        self.resume()
+        self.sock.close()

@@ -19,7 +19,7 @@ import traceback
 import urllib.parse
 
 import harness
-from harness import Download, Mist, RecordingProxy, Usher, play, wait_for
+from harness import Download, Mist, PausableProxy, RecordingProxy, Usher, play, wait_for
 
 CHECKS = []
 
@@ -44,10 +44,12 @@ class World:
         make_media(self.media)
         streams = {
             name: {"name": name, "source": self.media}
-            for name in ("vod", "vodh", "vodb", "vodr", "vodp", "vode", "vods")
+            for name in ("vod", "vodh", "vodb", "vodr", "vodp", "vode", "vods", "vodk")
         }
         self.mist = Mist(mist_dir, workdir, streams, {"STREAM_BUFFER": [OTHER_TRIGGER]})
-        self.usher = Usher(usher_bin, workdir, self.mist.api_url, os.urandom(16).hex())
+        # usher reaches MistServer's API through a relay that a check can make hang.
+        self.mist_relay = PausableProxy(self.mist.api_port)
+        self.usher = Usher(usher_bin, workdir, self.mist_relay.url, os.urandom(16).hex())
         self.n = 0
 
     def name(self, what):
@@ -57,17 +59,17 @@ class World:
     def start(self):
         self.mist.start()
         self.usher.start()
-        for kid in ("k1", "k2", "k3"):
+        for kid in ("k1", "k2", "k3", "k4"):
             code, _ = self.usher.run("keygen", "--kid", kid, "--out",
                                      os.path.join(self.workdir, "keys"))
             assert code == 0, "usher keygen failed"
-        # k1 and k3 belong to tenant t1; k2 is known to nobody (a wrong kid).
-        for kid in ("k1", "k3"):
+        # k1, k3 and k4 belong to tenant t1; k2 is known to nobody (a wrong kid).
+        for kid in ("k1", "k3", "k4"):
             pem = open(os.path.join(self.workdir, "keys", f"{kid}.pub.pem")).read()
             status, _ = self.usher.api("PUT", f"/v1/keys/{kid}",
                                        {"tenant": "t1", "alg": "ES256", "public_key_pem": pem})
             assert status == 201, f"PUT key {kid}: {status}"
-        for stream in ("vod", "vodh", "vodb", "vodr", "vode", "vods"):
+        for stream in ("vod", "vodh", "vodb", "vodr", "vode", "vods", "vodk"):
             self.set_policy(stream, {"tenant": "t1", "type": "jwt"})
 
     def set_policy(self, stream, body):
@@ -113,7 +115,8 @@ def assert_registered(w, triggers):
     assert new == [{"handler": w.usher.handler, "sync": True, "streams": [], "default": "false"}], \
         f"USER_NEW entry: {triggers.get('USER_NEW')}"
     end = usher_entry(triggers, "USER_END", w.usher.handler)
-    assert len(end) == 1, f"USER_END entry: {triggers.get('USER_END')}"
+    assert end == [{"handler": w.usher.handler, "sync": True, "streams": []}], \
+        f"USER_END entry: {triggers.get('USER_END')}"
     assert triggers.get("STREAM_BUFFER") == [OTHER_TRIGGER], \
         f"the unrelated trigger is gone or changed: {triggers.get('STREAM_BUFFER')}"
 
@@ -316,6 +319,36 @@ def user_end_reaches_usher_when_a_viewer_leaves(w):
     wait_for("usher to log the session's USER_END",
              lambda: any(l.get("message") == "session ended" and l.get("session") == session
                          for l in w.usher.logs()), 90, interval=0.5)
+
+
+@check
+def invalidation_is_durable_across_kill_9_while_mistserver_hangs(w):
+    # SPEC §5: the names a change invalidates are committed with the change and sent after a
+    # restart. MistServer's API hangs, a key is revoked, usher is killed before MistServer heard
+    # of it; the viewer plays on until usher is back and sends what was pending.
+    token = w.usher.sign("k4")
+    viewer = Download(w.workdir, w.name("durable"), w.mist.url(f"/vodk.mp4?jwt={token}"))
+    try:
+        viewer.wait_playing()
+        w.mist_relay.pause()
+        status, answer = w.usher.api("POST", "/v1/keys/k4/revoke")
+        assert status == 200, f"revoke: {status} {answer}"
+        assert answer.get("mist_acknowledged") is False, "MistServer cannot have acknowledged"
+        w.usher.stop(signal.SIGKILL)
+        before = viewer.bytes()
+        wait_for("the viewer to keep playing while usher is down",
+                 lambda: viewer.bytes() >= before + 20_000, 15)
+        assert viewer.proc.alive(), "MistServer heard of the revocation while usher was down"
+        w.mist_relay.resume()
+        started = time.monotonic()
+        w.usher.start()
+        viewer.wait_ended(timeout=20)
+        took = time.monotonic() - started
+        w.denial_logged("vodk", "jwt-unknown-kid")
+        print(f"      cut {took:.2f} s after usher restarted")
+    finally:
+        w.mist_relay.resume()
+        viewer.stop()
 
 
 # --- failing closed ----------------------------------------------------------------------------

@@ -17,11 +17,16 @@ pub struct Change {
 }
 
 /// The entry usher wants for `trigger`.
+///
+/// `USER_END` is registered blocking too, though MistServer ignores its answer: a non-blocking
+/// trigger is sent by the session process as it exits, without waiting, and against MistServer 3.10
+/// about one `USER_END` in three never reached usher. Blocking, the process waits for usher's
+/// (immediate) answer first.
 fn entry(trigger: &str, handler: &str) -> Value {
     if trigger == "USER_NEW" {
         json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
     } else {
-        json!({"handler": handler, "sync": false, "streams": []})
+        json!({"handler": handler, "sync": true, "streams": []})
     }
 }
 
@@ -129,7 +134,10 @@ mod tests {
             merged["USER_NEW"],
             json!([{"handler": H, "sync": true, "streams": [], "default": "false"}])
         );
-        assert_eq!(merged["USER_END"][0]["sync"], false);
+        assert_eq!(
+            merged["USER_END"][0]["sync"], true,
+            "USER_END blocking, so it is not lost"
+        );
         assert!(changes.iter().all(|c| c.action == "added"));
     }
 
