@@ -69,7 +69,16 @@ async fn a_revoke_while_mistserver_hangs_drops_cached_decisions_within_50_ms() {
     let body = user_new_body("vod", "127.0.0.1", &token, &url, &s, false);
     assert_eq!(user_new(d.trigger, &body).await.body, "true");
     assert_eq!(user_new(d.trigger, &body).await.body, "true");
-    assert_eq!(d.lookups(&s).last().map(String::as_str), Some("hit"));
+    let decided = |lookup: &'static str, allowed: bool| {
+        let s = s.clone();
+        move |l: &serde_json::Value| {
+            l["message"] == "decided"
+                && l["session"] == s.as_str()
+                && l["lookup"] == lookup
+                && l["allowed"] == allowed
+        }
+    };
+    d.wait_for_log("a cached allow", decided("hit", true)).await;
 
     let revoke = {
         let api = Api::new(&d);
@@ -92,7 +101,11 @@ async fn a_revoke_while_mistserver_hangs_drops_cached_decisions_within_50_ms() {
         denied_after < Duration::from_millis(50),
         "denied only after {denied_after:?}"
     );
-    assert_eq!(d.lookups(&s).last().map(String::as_str), Some("evaluated"));
+    d.wait_for_log(
+        "the session evaluated again and denied",
+        decided("evaluated", false),
+    )
+    .await;
     let (status, answer) = revoke.await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(answer["mist_acknowledged"], false, "{answer}");
