@@ -10,6 +10,12 @@
 //! - TOKENS_FILE: one token per line, token i goes with session i (else line 3 is a checksum);
 //! - STREAM ending in `+` (e.g. `names+`): session i watches its own stream `names+TAGi`.
 //!   Prints `elapsed_s=… sent=… true=… false=… errors=…`. Gives up after 300 s.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,4 +1,7 @@
 //! The command line (SPEC §7): each subcommand is one library call.
+// What the subcommands print is their interface (operators and scripts read it); the daemon
+// itself only logs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,11 +86,23 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// The tokio runtime every subcommand runs on. Without one nothing can run: the process says why
+/// and exits 2 (a usage/environment error), never panics.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("cannot start the tokio runtime")
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("usher: cannot start the tokio runtime: {e}");
+            #[allow(
+                clippy::exit,
+                reason = "no runtime: nothing can run, not even the caller"
+            )]
+            std::process::exit(2)
+        }
+    }
 }
 
 fn serve(config: &std::path::Path) -> ExitCode {

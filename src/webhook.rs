@@ -11,10 +11,9 @@ use sha2::Sha256;
 use tokio::sync::Semaphore;
 
 use crate::config::{OutboundConfig, WebhookConfig};
-use crate::net::addr::AddressPolicy;
-use crate::net::client::{ClientError, build_client};
+use crate::net::client::{ClientError, GuardedClient};
 use crate::net::guard::SsrfGuard;
-use crate::net::resolver::{BlockedByPolicy, FilteringResolver, ResolveFailed};
+use crate::net::resolver::{BlockedByPolicy, ResolveFailed};
 use crate::policy::model::{Secret, WebhookPolicy};
 use crate::reason::Reason;
 
@@ -75,8 +74,7 @@ pub enum WebhookSetupError {
 /// Calls webhooks. Cheap to clone; one per process, shared by every evaluation.
 #[derive(Debug, Clone)]
 pub struct WebhookCaller {
-    client: reqwest::Client,
-    guard: SsrfGuard,
+    outbound: GuardedClient,
     signature_header: HeaderName,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
@@ -95,32 +93,42 @@ struct Body<'a> {
 }
 
 impl WebhookCaller {
-    /// Builds the resolver, the guard and the outbound client from the config.
+    /// Builds its own outbound stack from `[outbound]`; the daemon shares one through
+    /// [`WebhookCaller::with_client`] instead.
     pub fn new(
         outbound: &OutboundConfig,
         webhook: &WebhookConfig,
     ) -> Result<WebhookCaller, WebhookSetupError> {
-        let policy = AddressPolicy::new(outbound.allow_cidrs.clone());
-        let resolver = FilteringResolver::new(&outbound.nameservers, policy)
-            .map_err(|e| WebhookSetupError::Resolver(e.message))?;
+        WebhookCaller::with_client(GuardedClient::new(outbound)?, webhook)
+    }
+
+    /// Calls webhooks through `outbound`, the process's one outbound stack (one filtering
+    /// resolver, one connection pool), shared with JWKS fetches.
+    pub fn with_client(
+        outbound: GuardedClient,
+        webhook: &WebhookConfig,
+    ) -> Result<WebhookCaller, WebhookSetupError> {
         let signature_header = HeaderName::from_bytes(webhook.signature_header.as_bytes())
             .map_err(|_| WebhookSetupError::SignatureHeader(webhook.signature_header.clone()))?;
         if webhook.max_in_flight == 0 {
             return Err(WebhookSetupError::MaxInFlight);
         }
-        let client = build_client(outbound, resolver.clone())?;
         Ok(WebhookCaller {
-            client,
-            guard: SsrfGuard::new(resolver, outbound.allow_http),
+            outbound,
             signature_header,
             permits: Arc::new(Semaphore::new(webhook.max_in_flight)),
             max_in_flight: webhook.max_in_flight,
         })
     }
 
+    /// The outbound stack, for other callers that must dial under the same rules (JWKS).
+    pub fn client(&self) -> &GuardedClient {
+        &self.outbound
+    }
+
     /// The guard, for validating policies with the same rules the calls use.
     pub fn guard(&self) -> &SsrfGuard {
-        &self.guard
+        &self.outbound.guard
     }
 
     /// Webhook calls in flight right now (for metrics).
@@ -157,7 +165,7 @@ impl WebhookCaller {
             );
         };
         // reqwest dials IP literals without the resolver: judge the URL before every call.
-        let url = match self.guard.check_url(policy.url.as_str()) {
+        let url = match self.outbound.guard.check_url(policy.url.as_str()) {
             Ok(url) => url,
             Err(e) => return deny(Reason::WebhookBlockedSsrf, e.to_string()),
         };
@@ -171,6 +179,7 @@ impl WebhookCaller {
         };
         let deadline = started + Duration::from_millis(policy.timeout_ms);
         let request = self
+            .outbound
             .client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))

@@ -1,5 +1,11 @@
 //! The wall clock behind token times: a clock that cannot say what time it is denies, never
 //! reads as 1970 (where every `exp` is in the future).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -47,7 +53,9 @@ async fn clock_before_1970_denies_with_internal_error_and_a_log_line() {
     )
     .unwrap();
     let config = Config::load(&path).unwrap();
-    let loaded = usher::setup::load_config(config, dir.path()).await.unwrap();
+    let loaded = usher::setup::load_config(config, dir.path(), None)
+        .await
+        .unwrap();
     let private = std::fs::read(&key.private_key).unwrap();
     let opts = SignOptions {
         kid: "k1".into(),

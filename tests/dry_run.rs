@@ -1,5 +1,11 @@
 //! `/v1/test` agrees with `USER_NEW`: the dry run builds its request the way MistServer builds
 //! `request_url` (SPEC §1), so what a stream name contains cannot change the outcome.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

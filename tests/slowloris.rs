@@ -2,6 +2,12 @@
 //! that never finish their headers are held against the real daemon's two listeners while honest
 //! requests are answered promptly, at the control API's scale (256 slots) and at the trigger
 //! listener's own (`[trigger] max_connections`, 16384 by default).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

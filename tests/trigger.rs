@@ -1,4 +1,10 @@
 //! The trigger listener as MistServer sees it: bodies, answers, policy lookup, USER_END, drain.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! Webhook policies through the real daemon: a real HTTPS endpoint and a lab DNS server on
 //! loopback, 127.0.0.2 the only address made dialable (`allow_cidrs`), 127.0.0.1 refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

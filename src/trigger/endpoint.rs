@@ -48,7 +48,18 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
     };
     if trigger == "USER_END" {
         match payload::parse_user_end(&body) {
-            Ok(end) => app.user_end(&end),
+            Ok(end) => {
+                app.end_session(end.session_id, end.token, end.stream_names());
+                tracing::info!(
+                    session = end.session_id,
+                    streams = end.streams,
+                    connectors = end.connectors,
+                    duration_s = end.duration_s,
+                    bytes_up = end.bytes_up,
+                    bytes_down = end.bytes_down,
+                    "session ended"
+                );
+            }
             Err(e) => tracing::warn!(error = %e, "malformed USER_END"),
         }
         return answer(true);
@@ -57,7 +68,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         Ok(request) => request,
         Err(e) => {
             tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
-            app.metrics
+            app.metrics()
                 .decision("none", Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);
         }
