@@ -70,6 +70,7 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format("RPS %.1f\n", summary.requests / (summary.duration / 1e6)))
+  io.write(string.format("REQUESTS %d\n", summary.requests))
   io.write(string.format("P50_US %d\nP99_US %d\nP999_US %d\n",
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
   io.write(string.format("NOT_TRUE %d\nWRAPPED %d\nERRORS %d\n", nt, wr,

@@ -4,6 +4,12 @@
 //! what usher does now), ring, and RustCrypto's p256.
 //!
 //! `cargo bench --bench verify [-- SECONDS]` prints one `verify_per_s backend=… n=…` line each.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

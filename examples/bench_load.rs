@@ -7,8 +7,15 @@
 //! - MODE `keep` (one kept-alive connection per worker) or `close` (a new connection per request,
 //!   as MistServer does);
 //! - LINES 7 (first check) or 6 (re-check after `invalidate_sessions`);
-//! - TOKENS_FILE: one token per line, token i goes with session i (else line 3 is a checksum).
+//! - TOKENS_FILE: one token per line, token i goes with session i (else line 3 is a checksum);
+//! - STREAM ending in `+` (e.g. `names+`): session i watches its own stream `names+TAGi`.
 //!   Prints `elapsed_s=… sent=… true=… false=… errors=…`. Gives up after 300 s.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,9 +47,14 @@ impl Job {
             .map(String::as_str)
             .unwrap_or("e7ba6040b648");
         let session = format!("{:0>64}", format!("{}{i:x}", self.tag));
+        // A STREAM ending in `+` names a new stream per session (`live+` → `live+TAGi`).
+        let stream = if self.stream.ends_with('+') {
+            format!("{}{}{i:x}", self.stream, self.tag)
+        } else {
+            self.stream.clone()
+        };
         let mut b = format!(
-            "{}\n127.0.0.1\n{token}\nHLS\nhttp://127.0.0.1:8080/hls/{}/index.m3u8?jwt={token}\n{session}",
-            self.stream, self.stream
+            "{stream}\n127.0.0.1\n{token}\nHLS\nhttp://127.0.0.1:8080/hls/{stream}/index.m3u8?jwt={token}\n{session}"
         );
         if self.lines == 7 {
             b.push_str("\nfalse");

@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release --example bench_tokens -- DIR PER_FILE FILES` writes `DIR/k1.key.pem`,
 //! `DIR/k1.pub.pem` and `DIR/tokens_0.txt` … `DIR/tokens_{FILES-1}.txt`, one token a line.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::io::Write;
 

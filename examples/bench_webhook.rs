@@ -4,6 +4,12 @@
 //! `cargo run --release --example bench_webhook -- 127.0.0.2:PORT DELAY_MS [SECONDS]`.
 //! `GET /stats` answers `calls=N sessions=M max_per_session=K`; `POST /direct` is answered the
 //! same way but not counted (the benchmark's reference for the webhook's own latency).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::collections::HashMap;
 use std::convert::Infallible;

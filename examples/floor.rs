@@ -3,6 +3,12 @@
 //! count) and hyper versions as usher, with the same connection settings as `usher::listener`.
 //!
 //! `cargo run --release --example floor -- 127.0.0.1:PORT [SECONDS]` (exits after SECONDS, default 600).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -4,49 +4,79 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
-use crate::invalidation::{MistNotifier, NoMist};
+use crate::enforce::Enforcer;
 use crate::metrics::{Gauges, Metrics};
-use crate::policy::store::{PolicyStore, Snapshot};
-use crate::trigger::payload::UserEnd;
+use crate::policy::store::Snapshot;
 
-/// Shared daemon state.
+/// Shared daemon state: the read side (cache, evaluator) and the one owner of what usher
+/// enforces ([`Enforcer`]), which every change goes through.
 #[derive(Clone)]
 pub struct App {
-    pub store: PolicyStore,
-    pub cache: DecisionCache,
-    pub evaluator: Evaluator,
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    /// Where invalidated stream names go; [`NoMist`] until a MistServer queue is plugged in.
-    pub mist: Arc<dyn MistNotifier>,
-    /// MistServer's API, asked for its active streams when invalidating (`None`: not asked).
-    pub mist_api: Option<crate::mist::MistClient>,
-    /// Serializes policy and key changes (control plane, reload) so none loses another's change.
-    /// The one lock held across `.await`: a change commits to disk before the snapshot swaps.
-    pub writes: Arc<tokio::sync::Mutex<()>>,
+    enforcer: Enforcer,
+    cache: DecisionCache,
+    evaluator: Evaluator,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
 }
 
 impl App {
-    /// Wires the parts for `config`, starting from `snapshot`.
-    pub fn new(config: Config, snapshot: Snapshot, evaluator: Evaluator) -> App {
+    /// Wires the parts. `cache` must be the one `enforcer` drops decisions from.
+    pub fn new(
+        config: Arc<Config>,
+        evaluator: Evaluator,
+        cache: DecisionCache,
+        enforcer: Enforcer,
+    ) -> App {
         let metrics = evaluator.metrics().clone();
         App {
-            store: PolicyStore::new(snapshot),
-            cache: DecisionCache::new(&config.cache),
+            enforcer,
+            cache,
             evaluator,
-            config: Arc::new(config),
+            config,
             metrics,
-            mist: Arc::new(NoMist),
-            mist_api: None,
-            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
+    /// The one way to change what usher enforces.
+    pub fn enforcer(&self) -> &Enforcer {
+        &self.enforcer
+    }
+
+    /// The policy snapshot decisions read now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.enforcer.snapshot()
+    }
+
+    /// The evaluator (its webhook caller and JWKS keys included).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// The config usher started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Cached decisions now.
+    pub fn cache_entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Answers `USER_NEW` (SPEC §3): policy, cache, single-flight evaluation, and one log line for
-    /// every denial.
+    /// every denial made. An evaluation runs in a `trigger` span (stream, session, then tenant,
+    /// policy and reason) so that what the webhook, resolver and JWKS code log inside it names the
+    /// viewer; a cache hit does nothing that logs, so it opens no span and pays nothing for one.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
         let started = Instant::now();
         let (verdict, lookup) = self
@@ -55,15 +85,27 @@ impl App {
                 // Loaded only now, after the cache read the stream's generation: a change swaps
                 // the snapshot before it bumps generations, so a decision cached under the new
                 // generation is always made under the new snapshot.
-                let snapshot = self.store.load();
+                let snapshot = self.enforcer.snapshot();
                 let evaluator = self.evaluator.clone();
                 let owned = OwnedRequest::from(request);
+                let span = tracing::info_span!(
+                    "trigger",
+                    stream = request.stream,
+                    session = request.session_id,
+                    tenant = tracing::field::Empty,
+                    policy = tracing::field::Empty,
+                    reason = tracing::field::Empty,
+                );
                 async move {
                     let entry = snapshot.resolve(&owned.stream).clone();
                     let req = owned.as_request();
                     let d = evaluator
                         .evaluate(&snapshot, &entry, &req, Mode::Live)
+                        .instrument(span.clone())
                         .await;
+                    span.record("tenant", d.tenant.as_str());
+                    span.record("policy", d.policy_type);
+                    span.record("reason", d.reason.as_str());
                     if !d.allowed {
                         log_denial(&req, &d);
                     }
@@ -90,7 +132,10 @@ impl App {
             "decided"
         );
         if !verdict.allowed && lookup != Lookup::Evaluated {
-            tracing::info!(
+            // The same denial as the one logged when it was made (same session, same token):
+            // counted in metrics, logged at debug only, so replaying one refused session cannot
+            // turn every request into a write to the log.
+            tracing::debug!(
                 stream = request.stream,
                 session = request.session_id,
                 viewer_ip = request.viewer_ip,
@@ -103,26 +148,22 @@ impl App {
         (verdict, lookup)
     }
 
-    /// Handles `USER_END`: drops the session's cached decisions and logs its figures.
-    pub fn user_end(&self, end: &UserEnd<'_>) {
+    /// Handles `USER_END`: drops the session's cached decisions on each of its streams.
+    pub fn end_session<'a>(
+        &self,
+        session_id: &str,
+        token: &str,
+        streams: impl IntoIterator<Item = &'a str>,
+    ) {
         self.metrics.user_end();
-        for stream in end.stream_names() {
-            self.cache.remove(stream, end.session_id, end.token);
+        for stream in streams {
+            self.cache.remove(stream, session_id, token);
         }
-        tracing::info!(
-            session = end.session_id,
-            streams = end.streams,
-            connectors = end.connectors,
-            duration_s = end.duration_s,
-            bytes_up = end.bytes_up,
-            bytes_down = end.bytes_down,
-            "session ended"
-        );
     }
 
     /// A dry run (`/v1/test`): the same evaluator, no cache, no MistServer.
     pub async fn dry_run(&self, request: Request<'_>, fire_webhook: bool) -> Decision {
-        let snapshot = self.store.load();
+        let snapshot = self.enforcer.snapshot();
         let entry = snapshot.resolve(request.stream).clone();
         self.evaluator
             .evaluate(&snapshot, &entry, &request, Mode::DryRun { fire_webhook })
@@ -149,7 +190,7 @@ impl App {
                 ("joined", st.joined),
             ];
         }
-        if let Some(q) = self.mist.status() {
+        if let Some(q) = self.enforcer.mist_status() {
             gauges.mist_calls_ok = q.calls_ok;
             gauges.mist_api_errors = q.api_errors;
             gauges.mist_pending_streams = q.pending as u64;

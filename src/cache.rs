@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::config::CacheConfig;
 use crate::reason::Reason;
+use streams::{StreamState, Streams};
 
 /// A cached answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +84,7 @@ fn removed(entries: Vec<Entry>) {
     }
 }
 
-struct StreamState {
-    generation: AtomicU64,
-    live: AtomicI64,
-}
-
-/// Most streams tracked before streams without cached decisions are forgotten.
+/// Streams tracked before streams without cached decisions are forgotten (see [`streams`]).
 const MAX_IDLE_STREAMS: usize = 100_000;
 
 /// The decision cache. Cheap to clone.
@@ -99,11 +95,9 @@ pub struct DecisionCache {
 
 struct Inner {
     entries: lru::Lru<Entry>,
-    streams: RwLock<HashMap<Box<str>, Arc<StreamState>>>,
+    streams: Streams,
     pending: Mutex<HashMap<CacheKey, watch::Receiver<Option<Verdict>>>>,
     hashers: (RandomState, RandomState),
-    next_generation: AtomicU64,
-    max_idle_streams: usize,
     allow_ttl: Duration,
     deny_ttl: Duration,
 }
@@ -117,11 +111,9 @@ impl DecisionCache {
         DecisionCache {
             inner: Arc::new(Inner {
                 entries,
-                streams: RwLock::new(HashMap::new()),
+                streams: Streams::new(MAX_IDLE_STREAMS),
                 pending: Mutex::new(HashMap::new()),
                 hashers: (RandomState::new(), RandomState::new()),
-                next_generation: AtomicU64::new(1),
-                max_idle_streams: MAX_IDLE_STREAMS,
                 allow_ttl: allow,
                 deny_ttl: deny,
             }),
@@ -143,14 +135,26 @@ impl DecisionCache {
         E: FnOnce() -> F,
         F: Future<Output = Verdict> + Send + 'static,
     {
-        let state = self.inner.stream_state(stream);
-        let generation = state.generation.load(Ordering::Acquire);
-        let key = self
-            .inner
-            .fingerprint(generation, stream, session_id, token);
-        if let Some(verdict) = self.inner.fresh(&key) {
+        // A hit needs the generation only; the stream's state is fetched (or created) on a miss.
+        let seen = self.inner.streams.generation(stream).map(|generation| {
+            let key = self
+                .inner
+                .fingerprint(generation, stream, session_id, token);
+            (generation, key)
+        });
+        if let Some((_, key)) = seen
+            && let Some(verdict) = self.inner.fresh(&key)
+        {
             return (verdict, Lookup::Hit);
         }
+        let state = self.inner.streams.get_or_insert(stream);
+        let generation = state.generation.load(Ordering::Acquire);
+        let key = match seen {
+            Some((g, key)) if g == generation => key,
+            _ => self
+                .inner
+                .fingerprint(generation, stream, session_id, token),
+        };
         let (mut rx, lookup) = {
             let mut pending = lock(&self.inner.pending);
             match pending.get(&key) {
@@ -181,9 +185,8 @@ impl DecisionCache {
 
     /// Drops the cached decision of one viewer session (`USER_END`).
     pub fn remove(&self, stream: &str, session_id: &str, token: &str) {
-        let generation = match read(&self.inner.streams).get(stream) {
-            Some(s) => s.generation.load(Ordering::Acquire),
-            None => return,
+        let Some(generation) = self.inner.streams.generation(stream) else {
+            return;
         };
         let key = self
             .inner
@@ -196,31 +199,18 @@ impl DecisionCache {
     /// Drops every cached decision of these streams at once; returns how many were dropped.
     /// O(1) per stream, whatever the number of cached sessions.
     pub fn invalidate_streams<'a>(&self, streams: impl IntoIterator<Item = &'a str>) -> u64 {
-        let map = read(&self.inner.streams);
-        let mut dropped = 0;
-        for name in streams {
-            if let Some(s) = map.get(name) {
-                let generation = self.inner.next_generation.fetch_add(1, Ordering::AcqRel);
-                s.generation.store(generation, Ordering::Release);
-                dropped += s.live.swap(0, Ordering::AcqRel).max(0) as u64;
-            }
-        }
-        dropped
+        self.inner.streams.invalidate(streams)
     }
 
     /// The names of the streams usher has seen that satisfy `pred` (to invalidate by object,
     /// base name or tenant).
-    pub fn known_streams(&self, mut pred: impl FnMut(&str) -> bool) -> Vec<String> {
-        read(&self.inner.streams)
-            .keys()
-            .filter(|s| pred(s))
-            .map(|s| s.to_string())
-            .collect()
+    pub fn known_streams(&self, pred: impl FnMut(&str) -> bool) -> Vec<String> {
+        self.inner.streams.names(pred)
     }
 
     /// How many streams are tracked (bounded: streams without cached decisions are forgotten).
     pub fn tracked_streams(&self) -> usize {
-        read(&self.inner.streams).len()
+        self.inner.streams.len()
     }
 
     /// Approximate number of cached decisions (reachable or not yet evicted).
@@ -255,24 +245,6 @@ impl Inner {
         let high = self.hashers.0.hash_one(fields);
         let low = self.hashers.1.hash_one(fields);
         (u128::from(high) << 64) | u128::from(low)
-    }
-
-    fn stream_state(&self, stream: &str) -> Arc<StreamState> {
-        if let Some(s) = read(&self.streams).get(stream) {
-            return s.clone();
-        }
-        let mut map = write(&self.streams);
-        if map.len() >= self.max_idle_streams {
-            map.retain(|_, s| s.live.load(Ordering::Acquire) > 0);
-        }
-        map.entry(stream.into())
-            .or_insert_with(|| {
-                Arc::new(StreamState {
-                    generation: AtomicU64::new(self.next_generation.fetch_add(1, Ordering::AcqRel)),
-                    live: AtomicI64::new(0),
-                })
-            })
-            .clone()
     }
 
     fn store(&self, key: CacheKey, generation: u64, verdict: Verdict, stream: Arc<StreamState>) {
@@ -315,13 +287,8 @@ impl Drop for PendingGuard<'_> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
 
 pub(crate) mod lru;
+mod streams;
 #[cfg(test)]
 mod tests;

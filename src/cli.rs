@@ -1,4 +1,7 @@
 //! The command line (SPEC §7): each subcommand is one library call.
+// What the subcommands print is their interface (operators and scripts read it); the daemon
+// itself only logs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,11 +110,23 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// The tokio runtime every subcommand runs on. Without one nothing can run: the process says why
+/// and exits 2 (a usage/environment error), never panics.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("cannot start the tokio runtime")
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("usher: cannot start the tokio runtime: {e}");
+            #[allow(
+                clippy::exit,
+                reason = "no runtime: nothing can run, not even the caller"
+            )]
+            std::process::exit(2)
+        }
+    }
 }
 
 fn serve(config: &std::path::Path) -> ExitCode {
@@ -229,10 +244,12 @@ fn sign(a: SignArgs) -> ExitCode {
         ipa: a.ipa,
         claims,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    // A clock before 1970 would sign tokens that expired decades ago: refuse instead.
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        eprintln!("usher sign: the system clock reads before 1970");
+        return ExitCode::from(1);
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     match keys::sign::sign(&key, &opts, now) {
         Ok(token) => {
             println!("{token}");

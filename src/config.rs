@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::spec::{KeySpec, Named, PolicySpec};
+
 /// The whole `config.toml`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -197,52 +199,24 @@ pub struct TenantConfig {
     pub jwks_url: Option<String>,
 }
 
-/// `[[keys]]`: a public key (or an HS256 secret) from the config file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    pub kid: String,
-    pub tenant: String,
-    #[serde(default)]
-    pub alg: Option<String>,
-    #[serde(default)]
-    pub public_key_file: Option<PathBuf>,
-    #[serde(default)]
-    pub public_key_pem: Option<String>,
-    #[serde(default)]
-    pub jwk: Option<serde_json::Value>,
-    /// HS256 only: the shared secret.
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// `active` (default) or `revoked`.
-    #[serde(default)]
-    pub status: Option<String>,
+/// `[[keys]]`: a `kid` beside a [`KeySpec`] (a public key, or an HS256 secret).
+pub type KeyConfig = Named<KeySpec>;
+
+/// `[[policies]]`: an `object` beside a [`PolicySpec`].
+pub type PolicyConfig = Named<PolicySpec>;
+
+impl<'de> Deserialize<'de> for Named<KeySpec> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = serde_json::Map::deserialize(d)?;
+        Named::from_table("kid", table).map_err(serde::de::Error::custom)
+    }
 }
 
-/// `[[policies]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    pub object: String,
-    pub tenant: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub allowed_kids: Vec<String>,
-    #[serde(default)]
-    pub required_audience: Option<String>,
-    #[serde(default)]
-    pub required_claims: std::collections::BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
-    pub object_claim: Option<String>,
-    #[serde(default)]
-    pub max_lifetime_s: Option<u64>,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub secret: Option<String>,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
+impl<'de> Deserialize<'de> for Named<PolicySpec> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = serde_json::Map::deserialize(d)?;
+        Named::from_table("object", table).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The sections `USHER_<SECTION>_<KEY>` may name.

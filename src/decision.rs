@@ -45,10 +45,6 @@ impl OwnedRequest {
     /// derived like MistServer's default (sha256 of stream, viewer IP and token).
     pub fn dry_run(stream: &str, token: &str, viewer_ip: &str, connector: &str) -> OwnedRequest {
         use sha2::Digest;
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        if !token.is_empty() {
-            query.append_pair("jwt", token);
-        }
         let session = sha2::Sha256::new()
             .chain_update(stream)
             .chain_update(viewer_ip)
@@ -60,10 +56,9 @@ impl OwnedRequest {
             viewer_ip: viewer_ip.into(),
             token: token.into(),
             connector: connector.into(),
-            request_url: format!("http://localhost/{stream}?{}", query.finish()),
+            request_url: dry_run_url(stream, token),
         }
     }
-
     /// Borrows it back.
     pub fn as_request(&self) -> Request<'_> {
         Request {
@@ -75,6 +70,23 @@ impl OwnedRequest {
             request_url: &self.request_url,
         }
     }
+}
+
+/// The `request_url` MistServer would send for a player opening the stream with `?jwt=TOKEN`
+/// (SPEC §1: `http://` + Host + path + the query keys sorted by name). The stream name is one
+/// percent-encoded path segment, so a `?`, `#` or `/` in it stays part of the path and can neither
+/// hide the `jwt` parameter nor bring one of its own.
+pub fn dry_run_url(stream: &str, token: &str) -> String {
+    let Ok(mut url) = url::Url::parse("http://localhost/") else {
+        return String::new(); // a constant that parses; an empty URL would only hide the jwt
+    };
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear().push(stream);
+    }
+    if !token.is_empty() {
+        url.query_pairs_mut().append_pair("jwt", token);
+    }
+    url.into()
 }
 
 impl From<Request<'_>> for OwnedRequest {
@@ -152,6 +164,8 @@ pub struct Evaluator {
     metrics: Arc<Metrics>,
     signatures: VerifiedSignatures,
     jwks: Option<JwksKeys>,
+    /// The wall clock token times are judged against (replaceable in tests).
+    clock: fn() -> SystemTime,
 }
 
 impl Evaluator {
@@ -162,7 +176,14 @@ impl Evaluator {
             metrics: Arc::default(),
             signatures: VerifiedSignatures::default(),
             jwks: None,
+            clock: SystemTime::now,
         }
+    }
+
+    /// The same evaluator reading the wall clock from `clock` (tests: a clock before 1970).
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Evaluator {
+        self.clock = clock;
+        self
     }
 
     /// The same evaluator refetching JWKS sets on unknown kids through `jwks`.
@@ -206,11 +227,30 @@ impl Evaluator {
             Policy::Jwt(rules) => {
                 // Dry runs leave no trace, not even in the signature memo.
                 let memo = (mode == Mode::Live).then_some(&self.signatures);
-                let d = evaluate_jwt(snapshot, entry, rules, request, mode, memo, None);
+                let Some(now) = unix_seconds((self.clock)()) else {
+                    tracing::error!(
+                        reason = Reason::InternalError.as_str(),
+                        "the system clock reads before 1970; denying"
+                    );
+                    return Decision::new(
+                        entry,
+                        false,
+                        Reason::InternalError,
+                        "the system clock reads before 1970",
+                    );
+                };
+                let check = JwtCheck {
+                    snapshot,
+                    entry,
+                    rules,
+                    request,
+                    mode,
+                    memo,
+                    now,
+                };
+                let d = check.run(None);
                 match self.refetched_keys(snapshot, entry, &d).await {
-                    Some(keys) => {
-                        evaluate_jwt(snapshot, entry, rules, request, mode, memo, Some(&keys))
-                    }
+                    Some(keys) => check.run(Some(&keys)),
                     None => d,
                 }
             }
@@ -292,54 +332,65 @@ impl Evaluator {
     }
 }
 
-fn evaluate_jwt(
-    snapshot: &Snapshot,
-    entry: &PolicyEntry,
-    rules: &JwtPolicy,
-    request: &Request<'_>,
+/// One `jwt` policy check of one request, at one instant.
+struct JwtCheck<'a> {
+    snapshot: &'a Snapshot,
+    entry: &'a PolicyEntry,
+    rules: &'a JwtPolicy,
+    request: &'a Request<'a>,
     mode: Mode,
-    memo: Option<&VerifiedSignatures>,
-    keys: Option<&TenantKeys>,
-) -> Decision {
-    let Some(token) = jwt::token::extract(request.request_url, request.token) else {
-        return Decision::new(
-            entry,
-            false,
-            Reason::MissingToken,
-            "no token in the request",
-        );
-    };
-    let ctx = JwtContext {
-        object_id: lookup::object_id(request.stream),
-        viewer_ip: request.viewer_ip,
-        now_unix_s: now_unix_s(),
-    };
-    let dry_run = mode != Mode::Live;
-    let keys = keys.unwrap_or_else(|| snapshot.keys(&entry.tenant));
-    match jwt::check_with_memo(&token, keys, rules, &ctx, memo) {
-        Ok(verified) => {
-            let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
-            d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
-            d.kid = Some(verified.kid);
-            d
-        }
-        Err(rejected) => {
-            let mut d = Decision::new(entry, false, rejected.reason, rejected.detail);
-            d.kid = rejected.kid;
-            d.claims = if dry_run {
-                rejected.unverified_claims
-            } else {
-                None
-            };
-            d
+    memo: Option<&'a VerifiedSignatures>,
+    /// Now, in seconds since the Unix epoch (a clock that cannot say never gets this far).
+    now: f64,
+}
+
+impl JwtCheck<'_> {
+    /// Checks the token against `keys`, or the tenant's keys in the snapshot.
+    fn run(&self, keys: Option<&TenantKeys>) -> Decision {
+        let (entry, request) = (self.entry, self.request);
+        let Some(token) = jwt::token::extract(request.request_url, request.token) else {
+            return Decision::new(
+                entry,
+                false,
+                Reason::MissingToken,
+                "no token in the request",
+            );
+        };
+        let ctx = JwtContext {
+            object_id: lookup::object_id(request.stream),
+            viewer_ip: request.viewer_ip,
+            now_unix_s: self.now,
+        };
+        let dry_run = self.mode != Mode::Live;
+        let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
+        match jwt::check_with_memo(&token, keys, self.rules, &ctx, self.memo) {
+            Ok(verified) => {
+                let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
+                d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
+                d.kid = Some(verified.kid);
+                d
+            }
+            Err(rejected) => {
+                let mut d = Decision::new(entry, false, rejected.reason, rejected.detail);
+                d.kid = rejected.kid;
+                d.claims = if dry_run {
+                    rejected.unverified_claims
+                } else {
+                    None
+                };
+                d
+            }
         }
     }
 }
 
-/// Seconds since the Unix epoch, as a float (NumericDate precision).
-pub fn now_unix_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// Seconds since the Unix epoch at `at`, as a float (NumericDate precision); `None` when `at` is
+/// before 1970 (never 0: every `exp` would then be in the future).
+pub fn unix_seconds(at: SystemTime) -> Option<f64> {
+    at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+}
+
+/// Seconds since the Unix epoch now; `None` when the system clock reads before 1970.
+pub fn now_unix_s() -> Option<f64> {
+    unix_seconds(SystemTime::now())
 }

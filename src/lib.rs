@@ -12,10 +12,14 @@
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`jwks`]: tenant keys fetched from JWKS URLs, refreshed and refetched on unknown kids.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
+//! - [`enforce`]: the one owner of what usher enforces: every change (control API, SIGHUP, JWKS)
+//!   is applied there — committed with the names it invalidates, swapped in, dropped from the
+//!   cache, then sent to MistServer.
 //! - [`control`]: the authenticated control API (keys, policies, invalidation, dry runs).
-//! - [`state`]: what the control plane sets, kept in an embedded database.
-//! - [`invalidation`]: which streams a change touches; dropping them here and in MistServer.
-//! - [`reload`]: composing config, stored state and JWKS keys; SIGHUP; JWKS changes.
+//! - [`state`]: what the control plane sets and the invalidations MistServer still owes us,
+//!   kept in an embedded database.
+//! - [`spec`]: how a key and a policy are written down (config file, API, database): one shape each.
+//! - [`reload`]: SIGHUP and JWKS refreshes, as thin callers of [`enforce`].
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`recent`], [`status`]: the last minute of counters and the `usher status` report.
@@ -28,7 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod decision;
-pub mod invalidation;
+pub mod enforce;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
@@ -43,6 +47,7 @@ pub mod reload;
 pub mod serve;
 pub mod setup;
 pub mod shutdown;
+pub mod spec;
 pub mod state;
 pub mod status;
 pub mod systemd;

@@ -8,8 +8,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::cache::DecisionCache;
 use crate::config::Config;
 use crate::control::{self, Control};
+use crate::enforce::{Enforcer, Parts};
 use crate::jwks::{JwksKeys, JwksOptions};
 use crate::listener::{self, Limits};
 use crate::mist::{Backoff, InvalidationQueue, MistClient};
@@ -36,19 +38,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!(warning = warning.as_str(), "config");
     }
-    let config = loaded.config;
+    let config = Arc::new(loaded.config);
     let drain = Duration::from_secs(config.trigger.drain_timeout_s);
     let trigger_addr = config.trigger.listen;
     let trigger_max_connections = config.trigger.max_connections;
     let control_addr = config.control.listen;
     let tokens = setup::control_tokens(&config).map_err(anyhow::Error::msg)?;
     let db = StateDb::open(&config.state.dir).await?;
-    let jwks = start_jwks(&config, &loaded.snapshot)?;
-    let (snapshot, problems) =
-        reload::compose(loaded.snapshot, db.load_all().await?, jwks.as_ref());
-    for problem in problems {
-        tracing::warn!(problem = problem.as_str(), "state");
-    }
+    // One outbound stack for the process: webhook calls and JWKS fetches share it.
+    let outbound = loaded.evaluator.webhooks().client().clone();
+    let jwks = start_jwks(&loaded.snapshot, &outbound)?;
     if tokens.is_empty() {
         tracing::warn!("no control token is configured: every /v1/ call is refused");
     }
@@ -57,10 +56,21 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         Some(j) => loaded.evaluator.with_jwks(j.clone()),
         None => loaded.evaluator,
     };
-    let mut app = App::new(config, snapshot, evaluator);
-    app.mist_api = Some(mist.clone());
-    let queue = InvalidationQueue::spawn(mist, Backoff::default());
-    app.mist = Arc::new(queue.clone());
+    let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
+    let cache = DecisionCache::new(&config.cache);
+    let enforcer = Enforcer::start(Parts {
+        config: loaded.snapshot,
+        db,
+        jwks: jwks.clone(),
+        cache: cache.clone(),
+        metrics: evaluator.metrics().clone(),
+        guard: outbound.guard.clone(),
+        mist: Arc::new(queue.clone()),
+        mist_api: Some(mist),
+        ack_wait: Duration::from_millis(config.mist.ack_wait_ms),
+    })
+    .await?;
+    let app = App::new(config, evaluator, cache, enforcer);
     if let Some(j) = &jwks {
         tokio::spawn(reload::follow_jwks(app.clone(), j.clone()));
     }
@@ -92,9 +102,13 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(10),
         drain_timeout: drain,
     };
-    let ctl = Control::new(app.clone(), db.clone(), tokens);
-    let sampler = tokio::spawn(ctl.recent().clone().sample(app.metrics.clone()));
-    tokio::spawn(reload_on_sighup(app.clone(), path.to_path_buf(), db, hup));
+    let ctl = Control::new(app.clone(), tokens);
+    let sampler = tokio::spawn(
+        ctl.recent()
+            .clone()
+            .sample(app.evaluator().metrics().clone()),
+    );
+    tokio::spawn(reload::on_sighup(app.clone(), path.to_path_buf(), hup));
     let drained = app.clone();
     let control_task = tokio::spawn(listener::serve(
         "control",
@@ -106,11 +120,13 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         move |req, _peer| control::handle(ctl.clone(), req),
         signal.clone(),
     ));
+    // Behind one Arc: a request costs one reference count, not a clone of every part of App.
+    let trigger_app = Arc::new(app);
     let trigger_task = tokio::spawn(listener::serve(
         "trigger",
         trigger,
         limits,
-        move |req, _peer| endpoint::handle(app.clone(), req),
+        move |req, _peer| endpoint::handle(trigger_app.clone(), req),
         signal,
     ));
 
@@ -122,15 +138,15 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = control_task.await;
     queue.shutdown();
     sampler.abort();
-    if let Some(j) = drained.evaluator.jwks() {
+    if let Some(j) = drained.evaluator().jwks() {
         j.shutdown();
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Starts fetching the JWKS sets of the tenants that have a `jwks_url`.
-fn start_jwks(config: &Config, snapshot: &Snapshot) -> anyhow::Result<Option<JwksKeys>> {
+/// Starts fetching the JWKS sets of the tenants that have a `jwks_url`, through `client`.
+fn start_jwks(snapshot: &Snapshot, client: &GuardedClient) -> anyhow::Result<Option<JwksKeys>> {
     let mut tenants = Vec::new();
     for (id, tenant) in snapshot.tenants() {
         if let Some(url) = &tenant.jwks_url {
@@ -141,23 +157,9 @@ fn start_jwks(config: &Config, snapshot: &Snapshot) -> anyhow::Result<Option<Jwk
     if tenants.is_empty() {
         return Ok(None);
     }
-    let client = GuardedClient::new(&config.outbound)?;
     Ok(Some(JwksKeys::start(
         tenants,
-        client,
+        client.clone(),
         JwksOptions::default(),
     )))
-}
-
-/// Re-reads the config on every SIGHUP.
-async fn reload_on_sighup(
-    app: App,
-    path: std::path::PathBuf,
-    db: StateDb,
-    mut hup: tokio::signal::unix::Signal,
-) {
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the config");
-        reload::reload(&app, &path, &db).await;
-    }
 }

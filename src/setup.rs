@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::decision::Evaluator;
+use crate::net::client::GuardedClient;
 use crate::net::guard::SsrfError;
 use crate::policy::build::{self, Problems};
 use crate::policy::model::Policy;
@@ -22,19 +23,35 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Reads, checks and builds everything `path` describes. Must run inside a tokio runtime.
+/// Reads, checks and builds everything `path` describes, with a new outbound stack built from
+/// its `[outbound]`. Must run inside a tokio runtime.
 pub async fn load(path: &Path) -> Result<Loaded, Problems> {
     let config = Config::load(path).map_err(|e| Problems(vec![e.to_string()]))?;
-    load_config(config, &Config::base_dir(path)).await
+    load_config(config, &Config::base_dir(path), None).await
 }
 
-/// Like [`load`], for a config already parsed.
-pub async fn load_config(config: Config, base_dir: &Path) -> Result<Loaded, Problems> {
+/// Like [`load`], reusing the running outbound stack (SIGHUP: `[outbound]` changes take effect
+/// on restart, and a reload builds no second resolver or pool).
+pub async fn load_with(path: &Path, client: GuardedClient) -> Result<Loaded, Problems> {
+    let config = Config::load(path).map_err(|e| Problems(vec![e.to_string()]))?;
+    load_config(config, &Config::base_dir(path), Some(client)).await
+}
+
+/// Like [`load`], for a config already parsed; `client` is the outbound stack to use (`None`:
+/// build one from `[outbound]`).
+pub async fn load_config(
+    config: Config,
+    base_dir: &Path,
+    client: Option<GuardedClient>,
+) -> Result<Loaded, Problems> {
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     check_control(&config, &mut problems);
     let snapshot = build::from_config(&config, base_dir);
-    let caller = WebhookCaller::new(&config.outbound, &config.webhook);
+    let caller = match client {
+        Some(client) => WebhookCaller::with_client(client, &config.webhook),
+        None => WebhookCaller::new(&config.outbound, &config.webhook),
+    };
     let (snapshot, caller) = match (snapshot, caller) {
         (Ok(s), Ok(c)) => (s, c),
         (s, c) => {
@@ -111,4 +128,22 @@ pub fn control_tokens(config: &Config) -> Result<Vec<String>, String> {
         return Err("control tokens must be at least 16 characters".into());
     }
     Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reload_reuses_the_running_outbound_stack() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, "[default_policy]\ntype = \"deny\"\n").unwrap();
+        let running = load(&path).await.unwrap();
+        let client = running.evaluator.webhooks().client().clone();
+        let reloaded = load_with(&path, client.clone()).await.unwrap();
+        assert!(reloaded.evaluator.webhooks().client().same_stack(&client));
+        let fresh = load(&path).await.unwrap();
+        assert!(!fresh.evaluator.webhooks().client().same_stack(&client));
+    }
 }

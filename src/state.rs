@@ -1,31 +1,36 @@
 //! What the control plane sets, kept on disk: an embedded redb database at `[state] dir`/`usher.redb`
-//! with one table of API keys and one of API policies, each value a JSON record. Every write is a
-//! committed transaction before the API answers; at start (and on reload) the records are laid
-//! over the snapshot the config file built, and the config file wins every conflict.
+//! with a table of API keys and one of API policies (each value a JSON [`KeySpec`] or
+//! [`PolicySpec`]), and the table of stream names whose invalidation MistServer has not yet
+//! acknowledged (SPEC §5: written in the same transaction as the change that invalidates them).
+//!
+//! usher never starts with less than was stored: an existing state file that is empty, unreadable
+//! or corrupt stops it with an error naming the file, and a panic inside redb is caught and
+//! reported with its cause instead of a bare "task failed".
 
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
 
-use crate::config::PolicyConfig;
-use crate::keys::material::{self, KeyMaterial};
-use crate::keys::{KeyAlg, KeySource, MAX_ACTIVE_KEYS_PER_TENANT, VerifyingKey};
-use crate::policy::build;
-use crate::policy::model::{PolicyEntry, Source};
-use crate::policy::store::Snapshot;
+use crate::spec::{KeySpec, PolicySpec};
 
-/// kid → [`KeyRecord`] as JSON.
+/// kid → [`KeySpec`] as JSON.
 const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
-/// object → [`PolicyRecord`] as JSON.
+/// object → [`PolicySpec`] as JSON.
 const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
+/// stream name → the sequence number of the last change that invalidated it.
+const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_invalidations");
+/// Counters: [`PENDING_SEQ`].
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The last sequence number handed to pending names.
+const PENDING_SEQ: &str = "pending_seq";
 
 /// The database file inside `[state] dir`.
 pub const FILE_NAME: &str = "usher.redb";
 
-/// Why the state database failed. Messages name no key material or secret.
+/// Why the state database failed. Messages name the file, never key material or a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Creating the directory or setting permissions failed.
@@ -36,141 +41,96 @@ pub enum StateError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The state file exists but holds nothing: starting on it would forget what was stored.
+    #[error(
+        "state file {path} is empty (0 bytes); refusing to start with less than was stored \
+         (restore it from a backup, or remove it to start with no stored keys and policies)"
+    )]
+    Empty {
+        /// The file.
+        path: String,
+    },
+    /// The state file exists but cannot be read.
+    #[error("state file {path} cannot be read: {reason}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// redb failed.
-    #[error("state database: {0}")]
-    Db(#[from] redb::Error),
+    #[error("state file {path}: {source}")]
+    Db {
+        /// The file.
+        path: String,
+        /// redb's error.
+        source: redb::Error,
+    },
     /// A stored record is not valid JSON of its kind.
-    #[error("state database: record {0:?} is corrupt")]
-    Corrupt(String),
-    /// The blocking task did not finish.
-    #[error("state database task failed")]
-    Task,
+    #[error("state file {path}: record {name:?} is corrupt")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// The record's name.
+        name: String,
+    },
+    /// redb panicked (it does on some corrupt files); the cause is its panic message.
+    #[error("state file {path}: the database panicked ({cause}); the file is probably corrupt")]
+    Panicked {
+        /// The file.
+        path: String,
+        /// The panic message.
+        cause: String,
+    },
+    /// The blocking task was cancelled (shutdown).
+    #[error("state file {path}: the database task was cancelled")]
+    Cancelled {
+        /// The file.
+        path: String,
+    },
 }
 
-/// Whether a key may verify tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyStatus {
-    Active,
-    Revoked,
-}
-
-impl KeyStatus {
-    /// `active` or `revoked`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Revoked => "revoked",
-        }
-    }
-}
-
-/// A key set over the API: public material only (a PEM or a JWK).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyRecord {
-    pub tenant: String,
-    pub alg: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_pem: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwk: Option<serde_json::Value>,
-    pub status: KeyStatus,
-}
-
-impl KeyRecord {
-    /// Builds the verifying key the record describes.
-    pub fn load(&self, kid: &str) -> Result<VerifyingKey, String> {
-        let alg = KeyAlg::parse(&self.alg).ok_or_else(|| format!("unknown alg {:?}", self.alg))?;
-        let material = match (&self.public_key_pem, &self.jwk) {
-            (Some(pem), None) => KeyMaterial::Pem(pem),
-            (None, Some(jwk)) => KeyMaterial::Jwk(jwk),
-            _ => return Err("give exactly one of public_key_pem, jwk".into()),
-        };
-        material::load(kid, &self.tenant, Some(alg), material, KeySource::Api)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// A policy set over the API: the body of `PUT /v1/policies/{object}`, the webhook secret included.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyRecord {
-    pub tenant: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_kids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_audience: Option<String>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub required_claims: std::collections::BTreeMap<String, serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_claim: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lifetime_s: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-}
-
-impl PolicyRecord {
-    /// The policy entry it describes (shape checks only; the SSRF guard judges URLs when set).
-    pub fn entry(&self, object: &str) -> Result<PolicyEntry, Vec<String>> {
-        let config = PolicyConfig {
-            object: object.to_owned(),
-            tenant: self.tenant.clone(),
-            kind: self.kind.clone(),
-            allowed_kids: self.allowed_kids.clone(),
-            required_audience: self.required_audience.clone(),
-            required_claims: self.required_claims.clone(),
-            object_claim: self.object_claim.clone(),
-            max_lifetime_s: self.max_lifetime_s,
-            url: self.url.clone(),
-            secret: self.secret.clone(),
-            timeout_ms: self.timeout_ms,
-        };
-        Ok(PolicyEntry {
-            object: object.to_owned(),
-            tenant: self.tenant.clone(),
-            policy: build::policy_from_config(&config)?,
-            source: Source::Api,
-        })
-    }
-}
-
-/// Every record in the database.
+/// Every key and policy record in the database.
 #[derive(Debug, Clone, Default)]
 pub struct Records {
-    pub keys: Vec<(String, KeyRecord)>,
-    pub policies: Vec<(String, PolicyRecord)>,
+    pub keys: Vec<(String, KeySpec)>,
+    pub policies: Vec<(String, PolicySpec)>,
 }
 
-/// One write: a key or policy to store, or a policy to delete.
+/// One record write: a key or policy to store, or a policy to delete.
 #[derive(Debug, Clone)]
 pub enum Write {
-    PutKey(String, KeyRecord),
-    PutPolicy(String, PolicyRecord),
+    PutKey(String, KeySpec),
+    PutPolicy(String, PolicySpec),
     DeletePolicy(String),
+}
+
+/// Stream names stored as pending by one commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The names now waiting on disk, each with the commit's sequence number.
+    pub stored: Vec<(String, u64)>,
+    /// Names refused because the table was full (see [`StateDb::commit`]).
+    pub refused: usize,
 }
 
 /// The database handle; cheap to clone.
 #[derive(Clone)]
 pub struct StateDb {
     db: Arc<redb::Database>,
+    path: Arc<PathBuf>,
 }
 
 impl StateDb {
-    /// Opens (or creates) `dir`/`usher.redb`, the directory with mode 0700 and the file 0600.
+    /// Opens `dir`/`usher.redb`, creating it (directory 0700, file 0600) only when it does not
+    /// exist. An existing file that is empty, unreadable or not a database is an error.
     pub async fn open(dir: &Path) -> Result<StateDb, StateError> {
         let dir = dir.to_path_buf();
-        blocking(move || StateDb::open_blocking(&dir)).await?
+        let path = dir.join(FILE_NAME);
+        run_blocking(&path.clone(), move || StateDb::open_blocking(&dir, path)).await?
     }
 
-    fn open_blocking(dir: &Path) -> Result<StateDb, StateError> {
+    fn open_blocking(dir: &Path, path: PathBuf) -> Result<StateDb, StateError> {
         let dir_err = |source| StateError::Dir {
             path: dir.display().to_string(),
             source,
@@ -180,143 +140,233 @@ impl StateDb {
             .mode(0o700)
             .create(dir)
             .map_err(dir_err)?;
-        let path = dir.join(FILE_NAME);
-        let db = redb::Database::create(&path).map_err(redb::Error::from)?;
-        restrict(&path).map_err(dir_err)?;
-        let txn = db.begin_write().map_err(redb::Error::from)?;
-        txn.open_table(KEYS).map_err(redb::Error::from)?;
-        txn.open_table(POLICIES).map_err(redb::Error::from)?;
-        txn.commit().map_err(redb::Error::from)?;
-        Ok(StateDb { db: Arc::new(db) })
+        let shown = path.display().to_string();
+        let unreadable = |reason: String| StateError::Unreadable {
+            path: shown.clone(),
+            reason,
+        };
+        let db_err = |e: redb::Error| StateError::Db {
+            path: shown.clone(),
+            source: e,
+        };
+        let db = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let db = redb::Database::create(&path).map_err(|e| db_err(e.into()))?;
+                restrict(&path).map_err(dir_err)?;
+                db
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+            Ok(m) if !m.is_file() => return Err(unreadable("not a regular file".into())),
+            Ok(m) if m.len() == 0 => return Err(StateError::Empty { path: shown }),
+            Ok(_) => {
+                std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+                redb::Database::open(&path).map_err(|e| db_err(e.into()))?
+            }
+        };
+        let txn = db.begin_write().map_err(|e| db_err(e.into()))?;
+        txn.open_table(KEYS).map_err(|e| db_err(e.into()))?;
+        txn.open_table(POLICIES).map_err(|e| db_err(e.into()))?;
+        txn.open_table(PENDING).map_err(|e| db_err(e.into()))?;
+        txn.open_table(META).map_err(|e| db_err(e.into()))?;
+        txn.commit().map_err(|e| db_err(e.into()))?;
+        Ok(StateDb {
+            db: Arc::new(db),
+            path: Arc::new(path),
+        })
     }
 
-    /// Reads every record.
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every key and policy record.
     pub async fn load_all(&self) -> Result<Records, StateError> {
-        let db = self.db.clone();
-        blocking(move || {
-            let txn = db.begin_read().map_err(redb::Error::from)?;
+        self.with_db(|db, path| {
+            let err = db_error(path);
+            let txn = db.begin_read().map_err(|e| err(e.into()))?;
+            let keys = txn.open_table(KEYS).map_err(|e| err(e.into()))?;
+            let policies = txn.open_table(POLICIES).map_err(|e| err(e.into()))?;
             Ok(Records {
-                keys: read_table(&txn.open_table(KEYS).map_err(redb::Error::from)?)?,
-                policies: read_table(&txn.open_table(POLICIES).map_err(redb::Error::from)?)?,
+                keys: read_table(&keys, path)?,
+                policies: read_table(&policies, path)?,
             })
         })
-        .await?
+        .await
     }
 
-    /// Commits one write; returns once it is durable.
-    pub async fn write(&self, write: Write) -> Result<(), StateError> {
-        let db = self.db.clone();
-        blocking(move || {
-            let txn = db.begin_write().map_err(redb::Error::from)?;
+    /// Commits `writes` and the stream names they invalidate in one transaction; returns once it
+    /// is durable. Every pending name gets this commit's sequence number (a name already waiting
+    /// takes the newer one). At most `max_pending` names wait: new names beyond it are refused
+    /// (counted in [`Pending::refused`]); the writes are committed all the same.
+    pub async fn commit(
+        &self,
+        writes: Vec<Write>,
+        pending: Vec<String>,
+        max_pending: usize,
+    ) -> Result<Pending, StateError> {
+        self.with_db(move |db, path| {
+            let err = db_error(path);
+            let txn = db.begin_write().map_err(|e| err(e.into()))?;
+            let mut out = Pending::default();
             {
-                let (table, name, json) = match &write {
-                    Write::PutKey(kid, r) => (KEYS, kid, Some(to_json(r))),
-                    Write::PutPolicy(object, r) => (POLICIES, object, Some(to_json(r))),
-                    Write::DeletePolicy(object) => (POLICIES, object, None),
-                };
-                let mut table = txn.open_table(table).map_err(redb::Error::from)?;
-                match json {
-                    Some(json) => table.insert(name.as_str(), json.as_str()),
-                    None => table.remove(name.as_str()),
+                for write in &writes {
+                    let (table, name, json) = match write {
+                        Write::PutKey(kid, r) => (KEYS, kid, Some(to_json(r))),
+                        Write::PutPolicy(object, r) => (POLICIES, object, Some(to_json(r))),
+                        Write::DeletePolicy(object) => (POLICIES, object, None),
+                    };
+                    let mut table = txn.open_table(table).map_err(|e| err(e.into()))?;
+                    match json {
+                        Some(json) => table.insert(name.as_str(), json.as_str()).map(drop),
+                        None => table.remove(name.as_str()).map(drop),
+                    }
+                    .map_err(|e| err(e.into()))?;
                 }
-                .map_err(redb::Error::from)?;
+                if !pending.is_empty() {
+                    let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+                    let seq = meta
+                        .get(PENDING_SEQ)
+                        .map_err(|e| err(e.into()))?
+                        .map_or(0, |v| v.value())
+                        + 1;
+                    meta.insert(PENDING_SEQ, seq).map_err(|e| err(e.into()))?;
+                    let mut table = txn.open_table(PENDING).map_err(|e| err(e.into()))?;
+                    let mut len = table.len().map_err(|e| err(e.into()))?;
+                    for name in pending {
+                        let known = table.get(name.as_str()).map_err(|e| err(e.into()))?;
+                        if known.is_none() && len >= max_pending as u64 {
+                            out.refused += 1;
+                            continue;
+                        }
+                        let fresh = known.is_none();
+                        drop(known);
+                        table
+                            .insert(name.as_str(), seq)
+                            .map_err(|e| err(e.into()))?;
+                        len += u64::from(fresh);
+                        out.stored.push((name, seq));
+                    }
+                }
             }
-            txn.commit().map_err(redb::Error::from)?;
+            txn.commit().map_err(|e| err(e.into()))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every stream name still waiting for MistServer, with its sequence number.
+    pub async fn pending(&self) -> Result<Vec<(String, u64)>, StateError> {
+        self.with_db(|db, path| {
+            let err = db_error(path);
+            let txn = db.begin_read().map_err(|e| err(e.into()))?;
+            let table = txn.open_table(PENDING).map_err(|e| err(e.into()))?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(|e| err(e.into()))? {
+                let (name, seq) = row.map_err(|e| err(e.into()))?;
+                out.push((name.value().to_owned(), seq.value()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// MistServer acknowledged these names as sent with these sequence numbers: forgets each one
+    /// unless a later change stored it again (a higher sequence number), which is still owed.
+    pub async fn acknowledge(&self, names: Vec<(String, u64)>) -> Result<(), StateError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.with_db(move |db, path| {
+            let err = db_error(path);
+            let txn = db.begin_write().map_err(|e| err(e.into()))?;
+            {
+                let mut table = txn.open_table(PENDING).map_err(|e| err(e.into()))?;
+                for (name, sent) in &names {
+                    let done = table
+                        .get(name.as_str())
+                        .map_err(|e| err(e.into()))?
+                        .is_some_and(|s| s.value() <= *sent);
+                    if done {
+                        table.remove(name.as_str()).map_err(|e| err(e.into()))?;
+                    }
+                }
+            }
+            txn.commit().map_err(|e| err(e.into()))?;
             Ok(())
         })
-        .await?
+        .await
+    }
+
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::Database, &Path) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.db.clone();
+        let path = self.path.clone();
+        run_blocking(&self.path.clone(), move || f(&db, &path)).await?
+    }
+}
+
+fn db_error(path: &Path) -> impl Fn(redb::Error) -> StateError + '_ {
+    move |source| StateError::Db {
+        path: path.display().to_string(),
+        source,
     }
 }
 
 fn to_json(value: &impl Serialize) -> String {
-    // Records are plain strings, numbers and JSON values: serialising them cannot fail.
+    // Specs are plain strings, numbers and JSON values: serialising them cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }
 
 fn read_table<T: serde::de::DeserializeOwned>(
     table: &redb::ReadOnlyTable<&str, &str>,
+    path: &Path,
 ) -> Result<Vec<(String, T)>, StateError> {
+    let err = db_error(path);
     let mut out = Vec::new();
-    for row in table.iter().map_err(redb::Error::from)? {
-        let (name, json) = row.map_err(redb::Error::from)?;
+    for row in table.iter().map_err(|e| err(e.into()))? {
+        let (name, json) = row.map_err(|e| err(e.into()))?;
         let name = name.value().to_owned();
-        let record =
-            serde_json::from_str(json.value()).map_err(|_| StateError::Corrupt(name.clone()))?;
+        let record = serde_json::from_str(json.value()).map_err(|_| StateError::Corrupt {
+            path: path.display().to_string(),
+            name: name.clone(),
+        })?;
         out.push((name, record));
     }
     Ok(out)
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on the blocking pool. A panic inside it (redb panics on some corrupt files) is caught
+/// and reported with its message and the file, never as a bare task failure.
+async fn run_blocking<T: Send + 'static>(
+    path: &Path,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, StateError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| StateError::Task)
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => Ok(out),
+        Err(e) if e.is_panic() => Err(StateError::Panicked {
+            path: shown,
+            cause: panic_message(e.into_panic()),
+        }),
+        Err(_) => Err(StateError::Cancelled { path: shown }),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_owned()
+    }
 }
 
 fn restrict(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-/// Where a kid lives in a snapshot: the key, and whether it is active.
-pub fn find_kid<'a>(snapshot: &'a Snapshot, kid: &str) -> Option<(&'a Arc<VerifyingKey>, bool)> {
-    snapshot.tenants().find_map(|(_, t)| {
-        t.active
-            .get(kid)
-            .map(|k| (k, true))
-            .or_else(|| t.revoked.get(kid).map(|k| (k, false)))
-    })
-}
-
-/// Lays the database records over a snapshot built from the config file. A record that conflicts
-/// with the config (same kid or object), overfills a tenant or no longer loads is skipped; the
-/// returned problems say which and why.
-pub fn apply(records: Records, snapshot: &mut Snapshot) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (kid, record) in records.keys {
-        let at = format!("state: key {kid:?}");
-        if find_kid(snapshot, &kid).is_some() {
-            problems.push(format!(
-                "{at}: the kid is defined in the config file; skipped"
-            ));
-            continue;
-        }
-        let key = match record.load(&kid) {
-            Ok(key) => Arc::new(key),
-            Err(e) => {
-                problems.push(format!("{at}: {e}; skipped"));
-                continue;
-            }
-        };
-        let tenant = snapshot.tenant_mut(&record.tenant);
-        match record.status {
-            KeyStatus::Revoked => {
-                tenant.revoked.insert(kid, key);
-            }
-            KeyStatus::Active if tenant.active.len() >= MAX_ACTIVE_KEYS_PER_TENANT => {
-                problems.push(format!(
-                    "{at}: tenant {:?} already has {MAX_ACTIVE_KEYS_PER_TENANT} active keys; skipped",
-                    record.tenant
-                ));
-            }
-            KeyStatus::Active => tenant.active.insert(key),
-        }
-    }
-    for (object, record) in records.policies {
-        let at = format!("state: policy {object:?}");
-        if snapshot.policy(&object).is_some() {
-            problems.push(format!(
-                "{at}: the object has a policy in the config file; skipped"
-            ));
-            continue;
-        }
-        match record.entry(&object) {
-            Ok(entry) => snapshot.set_policy(entry),
-            Err(errs) => problems.push(format!("{at}: {}; skipped", errs.join("; "))),
-        }
-    }
-    problems
 }
 
 #[cfg(test)]

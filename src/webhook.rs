@@ -11,17 +11,14 @@ use sha2::Sha256;
 use tokio::sync::Semaphore;
 
 use crate::config::{OutboundConfig, WebhookConfig};
-use crate::net::addr::AddressPolicy;
-use crate::net::client::{ClientError, build_client, error_chain};
+use crate::net::client::{ClientError, GuardedClient};
 use crate::net::guard::SsrfGuard;
-use crate::net::resolver::{BlockedByPolicy, FilteringResolver};
+use crate::net::resolver::{BlockedByPolicy, ResolveFailed};
 use crate::policy::model::{Secret, WebhookPolicy};
 use crate::reason::Reason;
 
 /// At most this much of a response body is read (SPEC §3).
 pub const MAX_RESPONSE_BODY: usize = 4096;
-/// At most this much of a non-200 body is quoted in `detail`.
-const DETAIL_BODY_CHARS: usize = 200;
 
 /// What the webhook is told about the viewer. Never logged: `viewer_token` is a credential.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +44,9 @@ pub struct WebhookOutcome {
     pub allowed: bool,
     /// `Allowed` or one of the `Webhook*` reasons.
     pub reason: Reason,
-    /// Human text for logs and `/v1/test` (never contains the secret or the viewer token).
+    /// Human text for logs and `/v1/test`: the status and the body's length, never a byte of
+    /// what the endpoint sent back (an endpoint that echoes its request would put the viewer's
+    /// token there), nor the secret or the viewer token.
     pub detail: String,
     /// The HTTP status, when one was received.
     pub status: Option<u16>,
@@ -75,8 +74,7 @@ pub enum WebhookSetupError {
 /// Calls webhooks. Cheap to clone; one per process, shared by every evaluation.
 #[derive(Debug, Clone)]
 pub struct WebhookCaller {
-    client: reqwest::Client,
-    guard: SsrfGuard,
+    outbound: GuardedClient,
     signature_header: HeaderName,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
@@ -95,32 +93,42 @@ struct Body<'a> {
 }
 
 impl WebhookCaller {
-    /// Builds the resolver, the guard and the outbound client from the config.
+    /// Builds its own outbound stack from `[outbound]`; the daemon shares one through
+    /// [`WebhookCaller::with_client`] instead.
     pub fn new(
         outbound: &OutboundConfig,
         webhook: &WebhookConfig,
     ) -> Result<WebhookCaller, WebhookSetupError> {
-        let policy = AddressPolicy::new(outbound.allow_cidrs.clone());
-        let resolver = FilteringResolver::new(&outbound.nameservers, policy)
-            .map_err(|e| WebhookSetupError::Resolver(e.message))?;
+        WebhookCaller::with_client(GuardedClient::new(outbound)?, webhook)
+    }
+
+    /// Calls webhooks through `outbound`, the process's one outbound stack (one filtering
+    /// resolver, one connection pool), shared with JWKS fetches.
+    pub fn with_client(
+        outbound: GuardedClient,
+        webhook: &WebhookConfig,
+    ) -> Result<WebhookCaller, WebhookSetupError> {
         let signature_header = HeaderName::from_bytes(webhook.signature_header.as_bytes())
             .map_err(|_| WebhookSetupError::SignatureHeader(webhook.signature_header.clone()))?;
         if webhook.max_in_flight == 0 {
             return Err(WebhookSetupError::MaxInFlight);
         }
-        let client = build_client(outbound, resolver.clone())?;
         Ok(WebhookCaller {
-            client,
-            guard: SsrfGuard::new(resolver, outbound.allow_http),
+            outbound,
             signature_header,
             permits: Arc::new(Semaphore::new(webhook.max_in_flight)),
             max_in_flight: webhook.max_in_flight,
         })
     }
 
+    /// The outbound stack, for other callers that must dial under the same rules (JWKS).
+    pub fn client(&self) -> &GuardedClient {
+        &self.outbound
+    }
+
     /// The guard, for validating policies with the same rules the calls use.
     pub fn guard(&self) -> &SsrfGuard {
-        &self.guard
+        &self.outbound.guard
     }
 
     /// Webhook calls in flight right now (for metrics).
@@ -157,7 +165,7 @@ impl WebhookCaller {
             );
         };
         // reqwest dials IP literals without the resolver: judge the URL before every call.
-        let url = match self.guard.check_url(policy.url.as_str()) {
+        let url = match self.outbound.guard.check_url(policy.url.as_str()) {
             Ok(url) => url,
             Err(e) => return deny(Reason::WebhookBlockedSsrf, e.to_string()),
         };
@@ -171,6 +179,7 @@ impl WebhookCaller {
         };
         let deadline = started + Duration::from_millis(policy.timeout_ms);
         let request = self
+            .outbound
             .client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -182,30 +191,33 @@ impl WebhookCaller {
             Ok(Ok(response)) => response,
         };
         let status = response.status().as_u16();
-        let (head, body_note) = read_capped(response, deadline).await;
-        let mut outcome = match status {
-            200 => WebhookOutcome {
-                allowed: true,
-                reason: Reason::Allowed,
-                detail: "endpoint answered 200".into(),
-                status: Some(status),
-                latency_ms: 0,
-            },
-            403 => deny(
-                Reason::WebhookDeny403,
-                with_body("endpoint answered 403", &head),
-            ),
-            other => deny(
-                Reason::WebhookErrorStatus,
-                with_body(&format!("endpoint answered {other}"), &head),
-            ),
+        let (length, body_note) = read_capped(response, deadline).await;
+        let (allowed, reason) = match status {
+            200 => (true, Reason::Allowed),
+            403 => (false, Reason::WebhookDeny403),
+            _ => (false, Reason::WebhookErrorStatus),
         };
-        outcome.status = Some(status);
+        let mut detail = format!("endpoint answered {status} with {}", body_size(length));
         if let Some(note) = body_note {
-            outcome.detail.push_str("; ");
-            outcome.detail.push_str(note);
+            detail.push_str("; ");
+            detail.push_str(note);
         }
-        outcome
+        WebhookOutcome {
+            allowed,
+            reason,
+            detail,
+            status: Some(status),
+            latency_ms: 0,
+        }
+    }
+}
+
+/// The body's size as a detail may give it: only a length, never its content.
+fn body_size(length: usize) -> String {
+    match length {
+        0 => "an empty body".to_owned(),
+        n if n >= MAX_RESPONSE_BODY => format!("a body of at least {MAX_RESPONSE_BODY} bytes"),
+        n => format!("a {n}-byte body"),
     }
 }
 
@@ -232,41 +244,27 @@ fn sign(secret: &Secret, body: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("sha256={hex}")).ok()
 }
 
-/// Reads at most [`MAX_RESPONSE_BODY`] bytes, never past `deadline`. The status already
-/// decided: a slow or broken body only adds a note to the detail.
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes, never past `deadline`, and returns only how many
+/// arrived: the content is dropped unread. The status already decided; a slow or broken body only
+/// adds a note to the detail.
 async fn read_capped(
     mut response: reqwest::Response,
     deadline: Instant,
-) -> (Vec<u8>, Option<&'static str>) {
-    let mut head = Vec::new();
+) -> (usize, Option<&'static str>) {
+    let mut length = 0usize;
     loop {
         match tokio::time::timeout_at(deadline.into(), response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
-                let room = MAX_RESPONSE_BODY - head.len();
-                head.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if head.len() >= MAX_RESPONSE_BODY {
+                length = length.saturating_add(chunk.len());
+                if length >= MAX_RESPONSE_BODY {
                     // Dropping the response closes the connection instead of draining the rest.
-                    return (head, Some("body truncated at 4 KiB"));
+                    return (MAX_RESPONSE_BODY, Some("body truncated at 4 KiB"));
                 }
             }
-            Ok(Ok(None)) => return (head, None),
-            Ok(Err(_)) => return (head, Some("body read failed")),
-            Err(_) => return (head, Some("body not complete within the timeout")),
+            Ok(Ok(None)) => return (length, None),
+            Ok(Err(_)) => return (length, Some("body read failed")),
+            Err(_) => return (length, Some("body not complete within the timeout")),
         }
-    }
-}
-
-fn with_body(prefix: &str, body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(body)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(DETAIL_BODY_CHARS)
-        .collect();
-    let text = text.trim();
-    if text.is_empty() {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}: {text}")
     }
 }
 
@@ -279,9 +277,45 @@ fn classify_send_error(err: &reqwest::Error) -> WebhookOutcome {
         source = e.source();
     }
     if err.is_timeout() {
-        return deny(Reason::WebhookTimeout, error_chain(err));
+        return deny(Reason::WebhookTimeout, "the request timed out");
     }
-    deny(Reason::WebhookNetwork, error_chain(err))
+    deny(Reason::WebhookNetwork, describe_network_error(err))
+}
+
+/// A fixed description of a failed request. The error's own text is not used: it can quote what
+/// the far end sent (a certificate's names, a malformed status line) and the policy URL.
+fn describe_network_error(err: &reqwest::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<ResolveFailed>().is_some() {
+            return "name did not resolve";
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused",
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                    return "connection reset";
+                }
+                std::io::ErrorKind::UnexpectedEof => return "connection closed early",
+                _ => {}
+            }
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return "TLS handshake failed";
+        }
+        if text.contains("dns") || text.contains("resolve") || text.contains("no record") {
+            return "name did not resolve";
+        }
+        source = e.source();
+    }
+    if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "response could not be read"
+    } else {
+        "request failed"
+    }
 }
 
 fn timed_out(timeout_ms: u64) -> WebhookOutcome {

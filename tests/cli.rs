@@ -1,4 +1,10 @@
 //! The command line of SPEC §7: keygen → sign → verify, file modes, check-config.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

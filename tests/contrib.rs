@@ -1,6 +1,12 @@
 //! The Grafana dashboard and the Prometheus alert rules in `contrib/` name only what a running
 //! usher exposes: every `usher_*` metric they use is in `/metrics`, with the labels they select
 //! on, and every reason code they match is one of SPEC §3.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

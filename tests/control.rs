@@ -1,6 +1,12 @@
 //! The control API (SPEC §5, §6) driven over HTTP against the real daemon: keys and policies take
 //! effect on `USER_NEW`, survive a restart, invalidate exactly the streams they touch, and every
 //! refusal has its status and stable code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

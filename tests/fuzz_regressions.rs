@@ -1,5 +1,11 @@
 //! One test per input the fuzz targets (`fuzz/`) flagged, named after what it showed, so the
 //! finding stays fixed (or, for a false alarm of a fuzz oracle, the reasoning stays written down).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::net::IpAddr;
 

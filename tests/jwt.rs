@@ -1,5 +1,11 @@
 //! Every JWT reason of SPEC §3, through the real daemon, with tokens made by `usher`'s own
 //! keygen and signer and by hand where a token must be malformed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

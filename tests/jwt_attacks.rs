@@ -1,6 +1,12 @@
 //! The JWT attack catalogue: every known way to get a forged or malformed token past a verifier,
 //! each pinned to the exact SPEC §3 reason `usher::jwt::check` gives. Keys come from
 //! `keys::material::load`, exactly as the daemon loads them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::sync::Arc;
 

@@ -1,20 +1,32 @@
 //! The MistServer API client and the invalidation queue against a MistServer stand-in on loopback:
 //! the JSON that arrives, the challenge login, and retrying through an outage without losing names.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::mist_api::MistApi;
 use serde_json::json;
 use usher::config::MistConfig;
-use usher::mist::{Backoff, InvalidationQueue, MistClient, MistError};
+use usher::mist::{Backoff, InvalidationQueue, MistClient, MistError, NoSink};
 
 /// Generous: the machine is small and shared.
 const LONG: Duration = Duration::from_secs(60);
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Names as the queue takes them: not stored anywhere (sequence 0).
+fn owed(list: &[&str]) -> Vec<(String, u64)> {
+    list.iter().map(|s| (s.to_string(), 0)).collect()
 }
 
 fn client(api: &MistApi, username: &str, password: &str) -> MistClient {
@@ -150,8 +162,8 @@ async fn a_non_2xx_answer_or_a_refused_connection_is_an_error() {
 async fn queue_delivers_once_mist_is_back_after_three_seconds_down() {
     let api = MistApi::start().await;
     api.down().await;
-    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff());
-    let ticket = q.enqueue(names(&["live+a"]));
+    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff(), Arc::new(NoSink));
+    let ticket = q.enqueue(owed(&["live+a"]));
     eventually("a failed call", || q.status().api_errors >= 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!q.is_acknowledged(ticket));
@@ -168,11 +180,11 @@ async fn queue_delivers_once_mist_is_back_after_three_seconds_down() {
 async fn names_enqueued_while_mist_is_down_are_merged_into_one_call() {
     let api = MistApi::start().await;
     api.down().await;
-    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff());
-    q.enqueue(names(&["c", "a"]));
+    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff(), Arc::new(NoSink));
+    q.enqueue(owed(&["c", "a"]));
     eventually("a failed call", || q.status().api_errors >= 1).await;
-    q.enqueue(names(&["b"]));
-    let last = q.enqueue(names(&["a", "d"]));
+    q.enqueue(owed(&["b"]));
+    let last = q.enqueue(owed(&["a", "d"]));
     // Two more failures: the second began after the last enqueue, so every later try holds all names.
     let errors = q.status().api_errors;
     eventually("two more failed calls", || {
@@ -187,11 +199,11 @@ async fn names_enqueued_while_mist_is_down_are_merged_into_one_call() {
 #[tokio::test]
 async fn a_later_ticket_is_not_acknowledged_before_its_names_arrived() {
     let api = MistApi::start().await;
-    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff());
-    let first = q.enqueue(names(&["a"]));
+    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff(), Arc::new(NoSink));
+    let first = q.enqueue(owed(&["a"]));
     assert!(q.wait_acknowledged(first, LONG).await);
     api.down().await;
-    let second = q.enqueue(names(&["a", "b"]));
+    let second = q.enqueue(owed(&["a", "b"]));
     assert!(second.seq() > first.seq());
     eventually("a failed call", || q.status().api_errors >= 1).await;
     assert!(
@@ -211,8 +223,8 @@ async fn a_later_ticket_is_not_acknowledged_before_its_names_arrived() {
 #[tokio::test]
 async fn a_large_invalidation_goes_out_in_calls_of_at_most_a_thousand_names() {
     let api = MistApi::start().await;
-    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff());
-    let ticket = q.enqueue((0..2_500).map(|i| format!("s{i:05}")));
+    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff(), Arc::new(NoSink));
+    let ticket = q.enqueue((0..2_500).map(|i| (format!("s{i:05}"), 0)));
     assert!(q.wait_acknowledged(ticket, LONG).await);
     let sizes: Vec<usize> = api.invalidate_calls().iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![1_000, 1_000, 500]);
@@ -223,8 +235,12 @@ async fn a_large_invalidation_goes_out_in_calls_of_at_most_a_thousand_names() {
 async fn the_queue_logs_in_with_the_challenge() {
     let api = MistApi::start().await;
     api.require_login("admin", "pw");
-    let q = InvalidationQueue::spawn(client(&api, "admin", "pw"), fast_backoff());
-    let ticket = q.enqueue(names(&["vod"]));
+    let q = InvalidationQueue::spawn(
+        client(&api, "admin", "pw"),
+        fast_backoff(),
+        Arc::new(NoSink),
+    );
+    let ticket = q.enqueue(owed(&["vod"]));
     assert!(q.wait_acknowledged(ticket, LONG).await);
     assert_eq!(api.invalidated(), names(&["vod"]));
 }
@@ -232,9 +248,9 @@ async fn the_queue_logs_in_with_the_challenge() {
 #[tokio::test]
 async fn after_shutdown_nothing_more_is_sent() {
     let api = MistApi::start().await;
-    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff());
+    let q = InvalidationQueue::spawn(client(&api, "", ""), fast_backoff(), Arc::new(NoSink));
     q.shutdown();
-    let ticket = q.enqueue(names(&["late"]));
+    let ticket = q.enqueue(owed(&["late"]));
     assert!(
         !q.wait_acknowledged(ticket, Duration::from_millis(300))
             .await

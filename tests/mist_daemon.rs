@@ -1,5 +1,11 @@
 //! The daemon's side of MistServer's API: invalidations reach a MistServer stand-in (with the
 //! challenge login), survive an outage, and `/metrics` shows it all without any id label.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

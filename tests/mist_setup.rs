@@ -1,4 +1,10 @@
 //! `usher mist-setup` against a MistServer API stand-in that already holds other triggers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

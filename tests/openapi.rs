@@ -1,6 +1,12 @@
 //! The OpenAPI document of the control API (`openapi.json`): current, complete (every route of
 //! the router, every body type, exactly the fields the parser accepts) and served, authenticated,
 //! at `GET /v1/openapi.json`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 
@@ -11,10 +17,9 @@ use common::daemon::Daemon;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use usher::control::invalidate::InvalidateBody;
-use usher::control::keys::KeyBody;
 use usher::control::openapi;
 use usher::control::test::TestBody;
-use usher::state::PolicyRecord;
+use usher::spec::{KeySpec, PolicySpec};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -173,14 +178,14 @@ fn every_request_body_is_the_type_that_parses_it_with_exactly_its_fields() {
         (
             "put",
             "/v1/keys/{kid}",
-            "KeyBody",
-            accepted_fields::<KeyBody>(),
+            "KeySpec",
+            accepted_fields::<KeySpec>(),
         ),
         (
             "put",
             "/v1/policies/{object}",
-            "PolicyRecord",
-            accepted_fields::<PolicyRecord>(),
+            "PolicySpec",
+            accepted_fields::<PolicySpec>(),
         ),
         (
             "post",

@@ -1,5 +1,11 @@
 //! Operating usher (SPEC §7): systemd notifications, SIGHUP reload with a good and a broken
 //! config, environment overrides, and tenant keys from a JWKS URL through the real daemon.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! The Debian package's files (`packaging/`) stay what the README promises: its unit is the
 //! repository's hardened unit with only the package's paths and user changed, and its config is
 //! a loopback, deny-by-default config with the package's state directory and token file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,11 @@
 //! Property tests: the address classifier against an independent table of SPEC §4, the trigger
 //! body parsers against SPEC §1's line counts, and the JWT time window of SPEC §3.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;

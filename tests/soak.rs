@@ -5,6 +5,12 @@
 //! flat, and that every invalidation reached the MistServer stand-in.
 //!
 //! Ignored by `cargo test`; run it with `bench/soak.sh [SECONDS]` (release build, report printed).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! `usher status` and `GET /v1/status` through the real daemon: rates and deny reasons over the
 //! last minute, cache, pending MistServer invalidations, JWKS per tenant; text and `--json`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

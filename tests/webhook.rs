@@ -1,5 +1,11 @@
 //! The webhook call of SPEC §3 and the outbound safety of SPEC §4, driven through
 //! `WebhookCaller` against a real HTTPS server and a lab DNS server, all on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! Webhook policies through the real daemon: a real HTTPS endpoint and a lab DNS server on
 //! loopback, 127.0.0.2 the only address made dialable (`allow_cidrs`), 127.0.0.1 refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)] // test code: a failure should panic loudly
 
 mod common;
 
@@ -220,4 +226,89 @@ async fn sigterm_lets_an_in_flight_decision_finish_then_exits_zero() {
     );
     assert!(status.success(), "{status:?}");
     drop((server, dns));
+}
+
+/// Regression: a non-200 reply body was copied into `detail`, so an endpoint echoing its request
+/// (`bad token <viewerToken>`) put viewer tokens in usher's log and in the `/v1/test` answer.
+#[tokio::test]
+async fn webhook_reply_body_never_reaches_the_log_or_the_dry_run() {
+    const VIEWER_TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJlY2hvIjoibWUifQ.dmlld2VyLXNlY3JldA";
+    let l = lab(3000).await;
+    l.server.set_behaviour(Behaviour::Echo(401));
+    let session = session_id("echo");
+    let url = format!("http://127.0.0.1:8080/hls/live+abc/index.m3u8?jwt={VIEWER_TOKEN}");
+    let body = user_new_body(
+        "live+abc",
+        "203.0.113.7",
+        VIEWER_TOKEN,
+        &url,
+        &session,
+        true,
+    );
+    assert_eq!(user_new(l.daemon.trigger, &body).await.body, "false");
+    l.daemon
+        .wait_for_log("the denial", |j| {
+            j["message"] == "denied" && j["session"] == session.as_str()
+        })
+        .await;
+    let denial = l
+        .daemon
+        .logs()
+        .into_iter()
+        .find(|j| j["message"] == "denied" && j["session"] == session.as_str())
+        .unwrap();
+    assert_eq!(denial["reason"], "webhook-error-status");
+    assert!(
+        denial["detail"].as_str().unwrap().contains("401"),
+        "{denial}"
+    );
+
+    let api = common::api::Api::new(&l.daemon);
+    let (status, answer) = api
+        .call(
+            "POST",
+            "/v1/test",
+            Some(serde_json::json!({
+                "stream": "live+abc", "viewer_token": VIEWER_TOKEN, "fire_webhook": true
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reason"], "webhook-error-status");
+    assert_eq!(answer["webhook_status"], 401);
+    // The endpoint did echo the token (the test is real), and none of it came back out.
+    let replies = l.server.requests();
+    assert_eq!(replies.len(), 2);
+    let answer_text = answer.to_string();
+    let log = l.daemon.log_text();
+    for (what, text) in [("the log", &log), ("the dry run", &answer_text)] {
+        assert!(!text.contains(VIEWER_TOKEN), "token in {what}: {text}");
+        assert!(!text.contains("dmlld2VyLXNlY3JldA"), "token part in {what}");
+        assert!(!text.contains("bad token"), "reply body in {what}: {text}");
+        assert!(
+            !text.contains("viewerToken"),
+            "reply body in {what}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn webhook_log_lines_name_the_viewer_they_were_for() {
+    let l = lab(3000).await;
+    let session = session_id("span");
+    let body = user_new_body("live+abc", "203.0.113.7", "chk", URL, &session, true);
+    assert_eq!(user_new(l.daemon.trigger, &body).await.body, "true");
+    l.daemon
+        .wait_for_log("the webhook call, in the trigger span", |j| {
+            j["message"] == "webhook called" && j["span"]["session"] == session.as_str()
+        })
+        .await;
+    let line = l
+        .daemon
+        .logs()
+        .into_iter()
+        .find(|j| j["message"] == "webhook called")
+        .unwrap();
+    assert_eq!(line["span"]["name"], "trigger", "{line}");
+    assert_eq!(line["span"]["stream"], "live+abc", "{line}");
 }

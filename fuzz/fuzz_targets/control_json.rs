@@ -5,18 +5,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use usher::control::invalidate::InvalidateBody;
-use usher::control::keys::KeyBody;
+use usher::control::keys::parse_key;
 use usher::control::parse;
 use usher::control::test::TestBody;
-use usher::policy::model::{Policy, WEBHOOK_MAX_TIMEOUT_MS};
-use usher::state::PolicyRecord;
+use usher::keys::KeySource;
+use usher::policy::build;
+use usher::policy::model::{Policy, Source, WEBHOOK_MAX_TIMEOUT_MS};
+use usher::spec::PolicySpec;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(key) = parse::<KeyBody>(data) {
-        let _ = key.load("k1");
+    if let Ok(key) = parse_key(data) {
+        let _ = key.load("k1", KeySource::Api, None);
     }
-    if let Ok(record) = parse::<PolicyRecord>(data)
-        && let Ok(entry) = record.entry("abc123")
+    if let Ok(record) = parse::<PolicySpec>(data)
+        && let Ok(entry) = build::entry("abc123", &record, Source::Api)
     {
         assert_eq!(entry.policy.type_name(), record.kind);
         if let Policy::Webhook(w) = entry.policy {

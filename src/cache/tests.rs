@@ -240,7 +240,7 @@ async fn known_streams_lists_what_was_seen() {
 #[tokio::test]
 async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
     let mut c = cache(1000);
-    Arc::get_mut(&mut c.inner).unwrap().max_idle_streams = 8;
+    Arc::get_mut(&mut c.inner).unwrap().streams = Streams::new(8);
     let runs = Arc::new(AtomicUsize::new(0));
     c.get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
         .await;
@@ -260,4 +260,47 @@ async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
         .get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
         .await;
     assert_eq!(l, Lookup::Hit);
+}
+
+/// Regression: once the bound was reached with every stream holding a decision, each new name
+/// swept the whole map under the write lock every `USER_NEW` takes (quadratic in new names).
+#[tokio::test]
+async fn new_stream_names_cost_o1_amortised_however_many_are_tracked() {
+    let mut c = cache(1_000_000);
+    Arc::get_mut(&mut c.inner).unwrap().streams = Streams::new(100);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let names = 20_000;
+    for i in 0..names {
+        let stream = format!("live+{i}");
+        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
+            .await;
+    }
+    // Every stream keeps its decision, so nothing can be forgotten: the sweeps found nothing to
+    // drop, and still visited fewer than 2 names per new name in all (before: ~names² / 2).
+    assert_eq!(c.tracked_streams(), names);
+    let swept = c.inner.streams.swept();
+    assert!(
+        swept < 2 * names as u64,
+        "{swept} names swept for {names} new names"
+    );
+}
+
+#[tokio::test]
+async fn tracked_streams_stay_within_twice_the_streams_with_decisions() {
+    let max_entries = 500;
+    let bound = 1_000;
+    let mut c = cache(max_entries);
+    Arc::get_mut(&mut c.inner).unwrap().streams = Streams::new(bound);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut most = 0;
+    for i in 0..20_000 {
+        let stream = format!("live+{i}");
+        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
+            .await;
+        most = most.max(c.tracked_streams());
+    }
+    // Streams with a cached decision are at most max_entries (the store evicts the rest).
+    let limit = bound.max(2 * max_entries as usize);
+    assert!(most <= limit, "{most} streams tracked (limit {limit})");
+    assert!(c.entry_count() <= max_entries);
 }

@@ -2,6 +2,7 @@
 
 use hyper::StatusCode;
 
+use crate::enforce::Refused;
 use crate::state::StateError;
 
 /// A control API error. `Display` is the human message; [`ApiError::code`] the stable code.
@@ -100,14 +101,18 @@ impl ApiError {
     }
 }
 
-impl From<crate::webhook::PolicyUrlError> for ApiError {
-    fn from(e: crate::webhook::PolicyUrlError) -> Self {
+impl From<Refused> for ApiError {
+    fn from(e: Refused) -> Self {
         match e {
-            crate::webhook::PolicyUrlError::Shape(m) => ApiError::InvalidPolicy(m),
-            crate::webhook::PolicyUrlError::Ssrf(e) => ApiError::UrlRefused {
-                code: e.code(),
-                message: e.to_string(),
-            },
+            Refused::NotFound(m) => ApiError::NotFound(m),
+            Refused::ReadOnly(m) => ApiError::ReadOnly(m),
+            Refused::KidTaken(m) => ApiError::KidTaken(m),
+            Refused::KeyRevoked(m) => ApiError::KeyRevoked(m),
+            Refused::TooManyKeys(m) => ApiError::TooManyKeys(m),
+            Refused::InvalidKey(m) => ApiError::InvalidKey(m),
+            Refused::InvalidPolicy(m) => ApiError::InvalidPolicy(m),
+            Refused::UrlRefused { code, message } => ApiError::UrlRefused { code, message },
+            Refused::Storage(e) => ApiError::Storage(e),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::keys::check_name;
 use super::{ApiError, Control, Reply, parse};
-use crate::invalidation::{self, Scope};
+use crate::enforce::{Change, Target};
 use crate::policy::build::valid_object;
 
 /// The body: exactly one of `streams`, `objects`, `tenant`.
@@ -19,14 +19,6 @@ pub struct InvalidateBody {
     pub objects: Option<Vec<String>>,
     #[serde(default)]
     pub tenant: Option<String>,
-}
-
-/// What to invalidate, once the body is checked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    Streams(Vec<String>),
-    Objects(Vec<String>),
-    Tenant(String),
 }
 
 impl InvalidateBody {
@@ -57,22 +49,14 @@ impl InvalidateBody {
     }
 }
 
-/// `POST /v1/invalidate`.
+/// `POST /v1/invalidate`: durable like any change (the names are committed before MistServer
+/// is told); the answer says how many cached decisions were dropped and whether MistServer acked.
 pub async fn post(ctl: &Control, body: &[u8]) -> Reply {
     let target = parse::<InvalidateBody>(body)?.target()?;
-    let app = &ctl.app;
-    let snapshot = app.store.load();
-    let done = match &target {
-        Target::Streams(streams) => invalidation::invalidate_streams(app, streams.clone()).await,
-        Target::Objects(objects) => {
-            let scopes: Vec<Scope<'_>> = objects.iter().map(|o| Scope::Object(o)).collect();
-            invalidation::invalidate(app, &scopes, &snapshot).await
-        }
-        Target::Tenant(t) => invalidation::invalidate(app, &[Scope::Tenant(t)], &snapshot).await,
-    };
+    let applied = ctl.app.enforcer().apply(Change::Invalidate(target)).await?;
     Ok((
         StatusCode::OK,
-        serde_json::to_value(done).unwrap_or_default(),
+        serde_json::to_value(applied.invalidated).unwrap_or_default(),
     ))
 }
 

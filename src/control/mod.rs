@@ -25,7 +25,6 @@ pub use error::ApiError;
 
 use crate::app::App;
 use crate::recent::Recent;
-use crate::state::StateDb;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -36,23 +35,22 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a handler answers on success: a status and a JSON body.
 pub type Reply = Result<(StatusCode, serde_json::Value), ApiError>;
 
-/// Everything the control API needs; cheap to clone.
+/// Everything the control API needs; cheap to clone. Handlers parse, hand a change to
+/// [`App::enforcer`], and render what it did.
 #[derive(Clone)]
 pub struct Control {
-    pub app: App,
-    pub db: StateDb,
+    app: App,
     tokens: Arc<Vec<String>>,
     /// The last minute of counters behind `GET /v1/status`; see [`Control::recent`].
     recent: Recent,
 }
 
 impl Control {
-    /// The control API over `app`, persisting to `db`, accepting any of `tokens`. With no token
-    /// configured every `/v1/` call is refused: the API fails closed.
-    pub fn new(app: App, db: StateDb, tokens: Vec<String>) -> Control {
+    /// The control API over `app`, accepting any of `tokens`. With no token configured every
+    /// `/v1/` call is refused: the API fails closed.
+    pub fn new(app: App, tokens: Vec<String>) -> Control {
         Control {
             app,
-            db,
             tokens: Arc::new(tokens),
             recent: Recent::default(),
         }

@@ -1,6 +1,6 @@
 //! The control API as an OpenAPI 3.1 document, for control planes written by other teams. Request
 //! bodies are described by the very types the handlers parse them into (`utoipa::ToSchema` on
-//! [`KeyBody`], [`PolicyRecord`], [`InvalidateBody`], [`TestBody`]), so the document cannot drift
+//! [`KeySpec`], [`PolicySpec`], [`InvalidateBody`], [`TestBody`]), so the document cannot drift
 //! from the parser; answers built as JSON by the handlers are described by the types below.
 //!
 //! The functions here are never called: each carries one route's description. `openapi.json` at
@@ -15,12 +15,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::invalidate::InvalidateBody;
-use super::keys::KeyBody;
 use super::test::TestBody;
 use crate::decision::Decision;
-use crate::invalidation::Invalidated;
+use crate::enforce::Invalidated;
 use crate::jwks::JwksTenantStatus;
-use crate::state::PolicyRecord;
+use crate::spec::{KeySpec, KeyStatus, PolicySpec};
 use crate::status::{CacheStatus, DecisionRates, InvalidationStatus, ReasonCount, StatusReport};
 
 /// The document as JSON (what `GET /v1/openapi.json` serves).
@@ -55,7 +54,7 @@ pub fn pretty() -> String {
         healthz, metrics,
     ),
     components(schemas(
-        KeyBody, PolicyRecord, InvalidateBody, TestBody,
+        KeySpec, KeyStatus, PolicySpec, InvalidateBody, TestBody,
         KeyView, KeyList, KeyChange, PolicyView, PolicyChange, PolicyDeleted, Invalidated,
         Decision, ErrorBody,
         StatusReport, DecisionRates, ReasonCount, CacheStatus, InvalidationStatus, JwksTenantStatus,
@@ -171,12 +170,12 @@ pub struct PolicyDeleted {
     ))]
 fn list_keys() {}
 
-#[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeyBody,
+#[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeySpec,
     params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`")),
     responses(
         (status = 201, description = "A new key", body = KeyChange),
         (status = 200, description = "The key replaced; new material invalidates the tenant", body = KeyChange),
-        (status = 400, description = "`bad-body`, `bad-name`", body = ErrorBody),
+        (status = 400, description = "`bad-body`, `bad-name`; also `secret`, `public_key_file` and `status`, which only the config file may set", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 409, description = "`read-only`, `kid-taken`, `key-revoked`", body = ErrorBody),
         (status = 422, description = "`too-many-keys`, `invalid-key`", body = ErrorBody),
@@ -204,7 +203,7 @@ fn revoke_key() {}
     ))]
 fn get_policy() {}
 
-#[utoipa::path(put, path = "/v1/policies/{object}", tag = "policies", request_body = PolicyRecord,
+#[utoipa::path(put, path = "/v1/policies/{object}", tag = "policies", request_body = PolicySpec,
     params(("object" = String, Path)),
     responses(
         (status = 201, description = "A new policy; its streams invalidated", body = PolicyChange),

@@ -393,7 +393,7 @@ impl Shared {
 /// Stores `keys` unless they equal the current set; returns whether they differed.
 fn swap_if_different(t: &TenantState, keys: TenantKeys) -> bool {
     let current = t.keys.load();
-    if current.as_deref().is_some_and(|c| set::same_keys(c, &keys)) {
+    if current.as_deref().is_some_and(|c| c.same_as(&keys)) {
         return false;
     }
     tracing::info!(

@@ -75,15 +75,6 @@ fn printable(kid: &str) -> bool {
     kid.len() <= 128 && !kid.chars().any(char::is_control)
 }
 
-/// Whether two sets hold the same kids with the same algorithm and public key.
-pub fn same_keys(a: &TenantKeys, b: &TenantKeys) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|ka| {
-            b.get(&ka.kid)
-                .is_some_and(|kb| ka.alg == kb.alg && ka.public_jwk == kb.public_jwk)
-        })
-}
-
 /// The active keys a tenant has once its JWKS keys are merged in: its config and API keys
 /// first, then the JWKS keys in kid order while the tenant holds fewer than
 /// [`MAX_ACTIVE_KEYS_PER_TENANT`]. A JWKS key never replaces a config/API key of the same kid

@@ -1,4 +1,4 @@
-//! Tests for [`super::parse`], [`super::same_keys`] and [`super::merged_keys`].
+//! Tests for [`super::parse`], [`TenantKeys::same_as`] and [`super::merged_keys`].
 
 use std::sync::Arc;
 
@@ -94,12 +94,12 @@ fn same_keys_compares_kids_and_public_material() {
         10,
     )
     .expect("set");
-    assert!(same_keys(&a, &a_again));
+    assert!(a.same_as(&a_again));
     let a_rekeyed = parse("t1", &set(&[jwk("a")]), 10).expect("set");
-    assert!(!same_keys(&a, &a_rekeyed));
+    assert!(!a.same_as(&a_rekeyed));
     let more = parse("t1", &set(&[jwk("a"), jwk("b")]), 10).expect("set");
-    assert!(!same_keys(&a, &more));
-    assert!(same_keys(&TenantKeys::default(), &TenantKeys::default()));
+    assert!(!a.same_as(&more));
+    assert!(TenantKeys::default().same_as(&TenantKeys::default()));
 }
 
 #[test]

@@ -107,6 +107,15 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
+    /// Whether `other` verifies exactly what this key verifies: same algorithm, same public JWK
+    /// and same key bytes (the secret itself for HS256). The one equality of keys, used by the
+    /// control API (a replaced key), reloads and JWKS refreshes alike.
+    pub fn same_material(&self, other: &VerifyingKey) -> bool {
+        self.alg == other.alg
+            && self.public_jwk == other.public_jwk
+            && self.decoding.try_get_as_bytes().ok() == other.decoding.try_get_as_bytes().ok()
+    }
+
     /// The aws-lc-rs key for [`VerifyingKey::parsed`]: the point of an ES256 or ES384 key, parsed
     /// and validated once. `None` for other algorithms (and for a point aws-lc-rs refuses, which
     /// then fails in `jsonwebtoken` as before).
@@ -161,5 +170,15 @@ impl TenantKeys {
     /// All active keys, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<VerifyingKey>> {
         self.by_kid.values()
+    }
+
+    /// The same kids with the same material ([`VerifyingKey::same_material`]).
+    pub fn same_as(&self, other: &TenantKeys) -> bool {
+        self.len() == other.len()
+            && self.iter().all(|a| {
+                other
+                    .get(&a.kid)
+                    .is_some_and(|b| Arc::ptr_eq(a, b) || a.same_material(b))
+            })
     }
 }

@@ -108,7 +108,9 @@ fn claims(opts: &SignOptions, now: i64) -> Result<Map<String, Value>, SignError>
         claims.insert("sub".into(), sub.as_str().into());
     }
     if let Some(ipa) = &opts.ipa {
-        if crate::jwt::ip::parse_ipa(ipa).is_none() {
+        // An IP or a CIDR, as the token check reads `ipa` (keys stay below jwt: no cycle).
+        let valid = ipa.parse::<ipnet::IpNet>().is_ok() || ipa.parse::<std::net::IpAddr>().is_ok();
+        if !valid {
             return Err(SignError::BadIpa);
         }
         claims.insert("ipa".into(), ipa.as_str().into());

@@ -4,6 +4,9 @@
 //! Every name remembers the lowest ticket still waiting for it. A ticket is acknowledged once no
 //! waiting or in-flight name carries a ticket at or below it; since new tickets only grow and put-back
 //! names keep theirs, "acknowledged through" never goes backwards.
+//!
+//! Every name also carries the highest durable sequence number it was stored under (0 when not
+//! stored), handed back once MistServer accepted it so the owner can forget it on disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -35,10 +38,17 @@ impl Ticket {
 }
 
 /// Waiting names, the batch on the wire, and the counters.
+/// What one name waits for: the lowest ticket, and the highest durable sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owed {
+    ticket: u64,
+    seq: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Book {
-    pending: BTreeMap<String, u64>,
-    in_flight: BTreeMap<String, u64>,
+    pending: BTreeMap<String, Owed>,
+    in_flight: BTreeMap<String, Owed>,
     last_ticket: u64,
     pub(crate) refused: u64,
     pub(crate) last_error: Option<String>,
@@ -50,32 +60,38 @@ pub(crate) struct Book {
 }
 
 impl Book {
-    /// Merges `names` into the waiting set under a new ticket. Empty names are skipped.
-    pub(crate) fn enqueue(&mut self, names: impl IntoIterator<Item = String>) -> Ticket {
+    /// Merges `names` (each with its durable sequence number) into the waiting set under a new
+    /// ticket. Empty names are skipped.
+    pub(crate) fn enqueue(&mut self, names: impl IntoIterator<Item = (String, u64)>) -> Ticket {
         self.enqueue_at(names, Instant::now())
     }
 
     /// [`enqueue`](Self::enqueue) at a given moment.
     pub(crate) fn enqueue_at(
         &mut self,
-        names: impl IntoIterator<Item = String>,
+        names: impl IntoIterator<Item = (String, u64)>,
         now: Instant,
     ) -> Ticket {
         self.last_ticket += 1;
-        let seq = self.last_ticket;
+        let ticket = self.last_ticket;
         let mut refused = 0;
-        for name in names {
-            if name.is_empty() || self.pending.contains_key(&name) {
+        for (name, seq) in names {
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(owed) = self.pending.get_mut(&name) {
                 // Already waiting: its lower ticket covers this one too.
+                owed.seq = owed.seq.max(seq);
                 continue;
             }
             if self.pending.len() >= MAX_PENDING {
                 refused += 1;
                 continue;
             }
-            self.pending.insert(name, seq);
-            self.since.entry(seq).or_insert(now);
+            self.pending.insert(name, Owed { ticket, seq });
+            self.since.entry(ticket).or_insert(now);
         }
+        let seq = ticket;
         self.refused += refused as u64;
         Ticket { seq, refused }
     }
@@ -96,20 +112,33 @@ impl Book {
             .map(<[String]>::to_vec)
             .collect();
         // A batch left over from an interrupted round is merged, never dropped.
-        for (name, seq) in batch {
-            merge(&mut self.in_flight, name, seq);
+        for (name, owed) in batch {
+            merge(&mut self.in_flight, name, owed);
         }
         chunks
     }
 
-    /// MistServer accepted `chunk`.
-    pub(crate) fn accepted(&mut self, chunk: &[String]) {
+    /// The names of `chunk` still on the wire, with their durable sequence numbers.
+    pub(crate) fn in_flight_seqs(&self, chunk: &[String]) -> Vec<(String, u64)> {
+        chunk
+            .iter()
+            .filter_map(|name| Some((name.clone(), self.in_flight.get(name)?.seq)))
+            .collect()
+    }
+
+    /// MistServer accepted `chunk`: returns each name with the durable sequence number it was
+    /// sent under.
+    pub(crate) fn accepted(&mut self, chunk: &[String]) -> Vec<(String, u64)> {
+        let mut done = Vec::with_capacity(chunk.len());
         for name in chunk {
-            self.in_flight.remove(name);
+            if let Some(owed) = self.in_flight.remove(name) {
+                done.push((name.clone(), owed.seq));
+            }
         }
         self.calls_ok += 1;
         self.last_error = None;
         self.prune_since();
+        done
     }
 
     /// Drops the times of tickets no outstanding name carries any more.
@@ -125,7 +154,7 @@ impl Book {
                 .pending
                 .values()
                 .chain(self.in_flight.values())
-                .copied()
+                .map(|o| o.ticket)
                 .collect();
             self.since.retain(|seq, _| held.contains(seq));
         }
@@ -135,8 +164,8 @@ impl Book {
         self.pending
             .values()
             .chain(self.in_flight.values())
+            .map(|o| o.ticket)
             .min()
-            .copied()
     }
 
     /// How long the oldest name still waiting (or on the wire) has waited, at `now`.
@@ -147,8 +176,8 @@ impl Book {
 
     /// A call failed: everything still on the wire waits again, merged with what arrived meanwhile.
     pub(crate) fn failed(&mut self, error: String) {
-        for (name, seq) in std::mem::take(&mut self.in_flight) {
-            merge(&mut self.pending, name, seq);
+        for (name, owed) in std::mem::take(&mut self.in_flight) {
+            merge(&mut self.pending, name, owed);
         }
         self.api_errors += 1;
         self.last_error = Some(error);
@@ -156,8 +185,13 @@ impl Book {
 
     /// The highest ticket whose names have all been accepted.
     pub(crate) fn acknowledged_through(&self) -> u64 {
-        let oldest = self.pending.values().chain(self.in_flight.values()).min();
-        oldest.map_or(self.last_ticket, |seq| seq - 1)
+        let oldest = self
+            .pending
+            .values()
+            .chain(self.in_flight.values())
+            .map(|o| o.ticket)
+            .min();
+        oldest.map_or(self.last_ticket, |ticket| ticket - 1)
     }
 
     /// Names waiting or on the wire (a name in both counts twice).
@@ -166,10 +200,13 @@ impl Book {
     }
 }
 
-fn merge(into: &mut BTreeMap<String, u64>, name: String, seq: u64) {
+fn merge(into: &mut BTreeMap<String, Owed>, name: String, owed: Owed) {
     into.entry(name)
-        .and_modify(|s| *s = (*s).min(seq))
-        .or_insert(seq);
+        .and_modify(|o| {
+            o.ticket = o.ticket.min(owed.ticket);
+            o.seq = o.seq.max(owed.seq);
+        })
+        .or_insert(owed);
 }
 
 #[cfg(test)]
@@ -180,20 +217,24 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn owed(list: &[&str]) -> Vec<(String, u64)> {
+        list.iter().map(|s| (s.to_string(), 0)).collect()
+    }
+
     #[test]
     fn enqueued_names_are_deduplicated_and_sorted() {
         let mut b = Book::default();
-        b.enqueue(names(&["b", "a", "b", ""]));
-        b.enqueue(names(&["a", "c"]));
+        b.enqueue(owed(&["b", "a", "b", ""]));
+        b.enqueue(owed(&["a", "c"]));
         assert_eq!(b.take(), vec![names(&["a", "b", "c"])]);
     }
 
     #[test]
     fn a_failed_batch_is_merged_with_names_that_arrived_meanwhile() {
         let mut b = Book::default();
-        let t1 = b.enqueue(names(&["a", "b"]));
+        let t1 = b.enqueue(owed(&["a", "b"]));
         let _ = b.take();
-        let t2 = b.enqueue(names(&["b", "c"]));
+        let t2 = b.enqueue(owed(&["b", "c"]));
         b.failed("down".into());
         assert_eq!(b.acknowledged_through(), t1.seq - 1);
         assert_eq!(b.take(), vec![names(&["a", "b", "c"])]);
@@ -208,9 +249,9 @@ mod tests {
     #[test]
     fn a_later_ticket_waits_for_its_own_names_even_when_already_sent_before() {
         let mut b = Book::default();
-        let t1 = b.enqueue(names(&["a"]));
+        let t1 = b.enqueue(owed(&["a"]));
         let chunks = b.take();
-        let t2 = b.enqueue(names(&["a"]));
+        let t2 = b.enqueue(owed(&["a"]));
         b.accepted(&chunks[0]);
         assert_eq!(b.acknowledged_through(), t1.seq);
         assert!(b.acknowledged_through() < t2.seq);
@@ -222,7 +263,7 @@ mod tests {
     #[test]
     fn batches_are_cut_into_chunks_of_at_most_a_thousand() {
         let mut b = Book::default();
-        b.enqueue((0..2_500).map(|i| format!("s{i:05}")));
+        b.enqueue((0..2_500).map(|i| (format!("s{i:05}"), 0)));
         let sizes: Vec<usize> = b.take().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1_000, 1_000, 500]);
     }
@@ -230,11 +271,22 @@ mod tests {
     #[test]
     fn names_beyond_the_bound_are_refused_and_the_ticket_says_so() {
         let mut b = Book::default();
-        b.enqueue((0..MAX_PENDING).map(|i| format!("s{i}")));
-        let t = b.enqueue(names(&["s1", "new1", "new2"]));
+        b.enqueue((0..MAX_PENDING).map(|i| (format!("s{i}"), 0)));
+        let t = b.enqueue(owed(&["s1", "new1", "new2"]));
         assert_eq!(t.refused(), 2);
         assert_eq!(b.refused, 2);
         assert_eq!(b.outstanding(), MAX_PENDING);
+    }
+
+    #[test]
+    fn an_accepted_name_is_handed_back_with_the_newest_sequence_it_was_stored_under() {
+        let mut b = Book::default();
+        b.enqueue(vec![("a".to_string(), 3)]);
+        b.enqueue(vec![("a".to_string(), 5), ("b".to_string(), 4)]);
+        let chunks = b.take();
+        let mut done = b.accepted(&chunks[0]);
+        done.sort();
+        assert_eq!(done, [("a".to_string(), 5), ("b".to_string(), 4)]);
     }
 
     #[test]
@@ -243,8 +295,8 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + std::time::Duration::from_secs(s);
         assert_eq!(b.oldest_wait(at(0)), None);
-        b.enqueue_at(names(&["a"]), at(0));
-        b.enqueue_at(names(&["a", "b"]), at(10));
+        b.enqueue_at(owed(&["a"]), at(0));
+        b.enqueue_at(owed(&["a", "b"]), at(10));
         assert_eq!(
             b.oldest_wait(at(30)),
             Some(std::time::Duration::from_secs(30))
@@ -262,7 +314,7 @@ mod tests {
             b.since.is_empty(),
             "acknowledged tickets leave no times behind"
         );
-        b.enqueue_at(names(&["c"]), at(60));
+        b.enqueue_at(owed(&["c"]), at(60));
         assert_eq!(
             b.oldest_wait(at(65)),
             Some(std::time::Duration::from_secs(5))
@@ -273,9 +325,9 @@ mod tests {
     fn ticket_times_never_outnumber_the_waiting_names() {
         let mut b = Book::default();
         let t0 = Instant::now();
-        b.enqueue_at(names(&["z-stuck"]), t0);
+        b.enqueue_at(owed(&["z-stuck"]), t0);
         for i in 0..100 {
-            b.enqueue_at([format!("a{i:03}")], t0);
+            b.enqueue_at([(format!("a{i:03}"), 0)], t0);
             let _ = b.take();
             // The new name is accepted; "z-stuck" never is.
             b.accepted(&[format!("a{i:03}")]);

@@ -16,4 +16,4 @@ pub mod setup;
 pub use backoff::Backoff;
 pub use book::{CHUNK, MAX_PENDING, Ticket};
 pub use client::{MistClient, MistError};
-pub use queue::{InvalidationQueue, QueueStatus};
+pub use queue::{AckSink, BoxFuture, InvalidationQueue, NoSink, QueueStatus};

@@ -2,10 +2,16 @@
 //! pending set and a single worker task sends them to MistServer until it acknowledges, retrying with
 //! backoff. Nothing is lost while usher runs: a failed batch waits again, merged with newer names.
 //!
+//! Each name may carry the sequence number under which its owner stored it durably; once
+//! MistServer accepted it, the worker hands it to the [`AckSink`] (which forgets it on disk)
+//! before the ticket counts as acknowledged.
+//!
 //! The worker and the handles share the `Book` behind a `std::sync::Mutex` that is only held for
 //! map updates, never across an `.await`; acknowledgements are published through a `watch` channel
 //! so callers can wait for their ticket without polling.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,6 +20,25 @@ use tokio::sync::{Notify, watch};
 use super::backoff::Backoff;
 use super::book::{Book, MAX_PENDING, Ticket};
 use super::client::MistClient;
+
+/// A boxed future, as trait objects return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Told which names MistServer accepted, each with the sequence number it was enqueued under.
+pub trait AckSink: Send + Sync + 'static {
+    /// Called once per accepted chunk, before the chunk's tickets count as acknowledged.
+    fn acknowledged(&self, names: Vec<(String, u64)>) -> BoxFuture<'static, ()>;
+}
+
+/// An [`AckSink`] that keeps nothing (names are not stored anywhere).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSink;
+
+impl AckSink for NoSink {
+    fn acknowledged(&self, _names: Vec<(String, u64)>) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
 
 /// A snapshot of the queue for metrics and the control API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +109,12 @@ pub struct InvalidationQueue {
 }
 
 impl InvalidationQueue {
-    /// Starts the worker task on the current tokio runtime.
-    pub fn spawn(client: MistClient, backoff: Backoff) -> InvalidationQueue {
+    /// Starts the worker task on the current tokio runtime; accepted names go to `sink`.
+    pub fn spawn(
+        client: MistClient,
+        backoff: Backoff,
+        sink: Arc<dyn AckSink>,
+    ) -> InvalidationQueue {
         let (acked, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             book: Mutex::new(Book::default()),
@@ -93,15 +122,16 @@ impl InvalidationQueue {
             acked,
         });
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(run(shared.clone(), client, backoff, stop_rx));
+        tokio::spawn(run(shared.clone(), client, backoff, sink, stop_rx));
         InvalidationQueue {
             shared,
             stopper: Arc::new(Stopper(stop)),
         }
     }
 
-    /// Merges `streams` into the pending set and wakes the worker. Never blocks on MistServer.
-    pub fn enqueue(&self, streams: impl IntoIterator<Item = String>) -> Ticket {
+    /// Merges `streams` (each with the sequence number it is stored under, 0 when it is not) into
+    /// the pending set and wakes the worker. Never blocks on MistServer.
+    pub fn enqueue(&self, streams: impl IntoIterator<Item = (String, u64)>) -> Ticket {
         let ticket = self.shared.update(|book| book.enqueue(streams));
         if ticket.refused() > 0 {
             tracing::error!(
@@ -143,7 +173,8 @@ impl InvalidationQueue {
         }
     }
 
-    /// Stops the worker; names still pending are not sent.
+    /// Stops the worker; names still pending are not sent (the owner stored them durably with
+    /// their sequence numbers and hands them over again after the restart).
     pub fn shutdown(&self) {
         self.stopper.0.send_replace(true);
     }
@@ -154,6 +185,7 @@ async fn run(
     shared: Arc<Shared>,
     client: MistClient,
     backoff: Backoff,
+    sink: Arc<dyn AckSink>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
@@ -171,7 +203,7 @@ async fn run(
             return;
         }
         let chunks = shared.update(Book::take);
-        let Some(sent) = send_batch(&shared, &client, chunks, &mut stop).await else {
+        let Some(sent) = send_batch(&shared, &client, &*sink, chunks, &mut stop).await else {
             return;
         };
         if sent {
@@ -197,6 +229,7 @@ async fn run(
 async fn send_batch(
     shared: &Shared,
     client: &MistClient,
+    sink: &dyn AckSink,
     chunks: Vec<Vec<String>>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<bool> {
@@ -207,6 +240,8 @@ async fn send_batch(
         };
         match result {
             Ok(()) => {
+                let seqs = shared.book().in_flight_seqs(&chunk);
+                sink.acknowledged(seqs).await;
                 shared.update(|book| book.accepted(&chunk));
                 tracing::info!(names = chunk.len(), "mist sessions invalidated");
             }

@@ -70,6 +70,13 @@ impl GuardedClient {
     }
 }
 
+impl GuardedClient {
+    /// Whether both were built once and shared (same resolver, hence same client and pool).
+    pub fn same_stack(&self, other: &GuardedClient) -> bool {
+        self.guard.resolver().same_as(other.guard.resolver())
+    }
+}
+
 /// Builds the outbound client.
 ///
 /// reqwest does not consult the resolver for IP-literal hosts: callers must judge the URL with

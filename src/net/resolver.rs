@@ -66,6 +66,13 @@ pub struct FilteringResolver {
     policy: AddressPolicy,
 }
 
+impl FilteringResolver {
+    /// Whether both are the same resolver (one cache, one set of name servers).
+    pub fn same_as(&self, other: &FilteringResolver) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
 impl fmt::Debug for FilteringResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FilteringResolver")

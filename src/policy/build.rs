@@ -9,9 +9,9 @@ use super::model::{
     WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
 };
 use super::store::Snapshot;
-use crate::config::{Config, KeyConfig, PolicyConfig};
-use crate::keys::material::{self, KeyMaterial};
-use crate::keys::{KeyAlg, KeySource, MAX_ACTIVE_KEYS_PER_TENANT, VerifyingKey};
+use crate::config::Config;
+use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT};
+use crate::spec::{KeyStatus, PolicySpec};
 
 /// Every problem found in a config, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,23 +61,26 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
 
     let mut kids = HashSet::new();
     for k in &config.keys {
-        let at = format!("keys[kid={:?}]", k.kid);
-        if !kids.insert(k.kid.as_str()) {
+        let at = format!("keys[kid={:?}]", k.name);
+        if !kids.insert(k.name.as_str()) {
             problems.push(format!("{at}: kid is defined twice"));
             continue;
         }
-        if !tenant_ids.contains(k.tenant.as_str()) {
-            problems.push(format!("{at}: tenant {:?} is not in [[tenants]]", k.tenant));
+        if !tenant_ids.contains(k.spec.tenant.as_str()) {
+            problems.push(format!(
+                "{at}: tenant {:?} is not in [[tenants]]",
+                k.spec.tenant
+            ));
         }
-        match load_key(k, base_dir) {
-            Ok((key, active)) => {
-                let tenant = snapshot.tenant_mut(&k.tenant);
-                if !active {
+        match k.spec.load(&k.name, KeySource::Config, Some(base_dir)) {
+            Ok(key) => {
+                let tenant = snapshot.tenant_mut(&k.spec.tenant);
+                if k.spec.status() == KeyStatus::Revoked {
                     tenant.revoked.insert(key.kid.clone(), Arc::new(key));
                 } else if tenant.active.len() >= MAX_ACTIVE_KEYS_PER_TENANT {
                     problems.push(format!(
                         "{at}: tenant {:?} already has {MAX_ACTIVE_KEYS_PER_TENANT} active keys",
-                        k.tenant
+                        k.spec.tenant
                     ));
                 } else {
                     tenant.active.insert(Arc::new(key));
@@ -89,25 +92,23 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
 
     let mut objects = HashSet::new();
     for p in &config.policies {
-        let at = format!("policies[object={:?}]", p.object);
-        if !valid_object(&p.object) {
+        let at = format!("policies[object={:?}]", p.name);
+        if !valid_object(&p.name) {
             problems.push(format!("{at}: invalid object name"));
             continue;
         }
-        if !objects.insert(p.object.as_str()) {
+        if !objects.insert(p.name.as_str()) {
             problems.push(format!("{at}: object has two policies"));
             continue;
         }
-        if !tenant_ids.contains(p.tenant.as_str()) {
-            problems.push(format!("{at}: tenant {:?} is not in [[tenants]]", p.tenant));
+        if !tenant_ids.contains(p.spec.tenant.as_str()) {
+            problems.push(format!(
+                "{at}: tenant {:?} is not in [[tenants]]",
+                p.spec.tenant
+            ));
         }
-        match policy_from_config(p) {
-            Ok(policy) => snapshot.set_policy(PolicyEntry {
-                object: p.object.clone(),
-                tenant: p.tenant.clone(),
-                policy,
-                source: Source::Config,
-            }),
+        match entry(&p.name, &p.spec, Source::Config) {
+            Ok(entry) => snapshot.set_policy(entry),
             Err(errs) => errs
                 .into_iter()
                 .for_each(|e| problems.push(format!("{at}: {e}"))),
@@ -160,47 +161,19 @@ fn check_settings(config: &Config, problems: &mut Problems) {
     }
 }
 
-/// Loads one configured key; the bool is whether it is active.
-fn load_key(k: &KeyConfig, base_dir: &Path) -> Result<(VerifyingKey, bool), String> {
-    let alg = match &k.alg {
-        Some(name) => Some(KeyAlg::parse(name).ok_or_else(|| format!("unknown alg {name:?}"))?),
-        None => None,
-    };
-    let active = match k.status.as_deref() {
-        None | Some("active") => true,
-        Some("revoked") => false,
-        Some(other) => return Err(format!("status {other:?} is not \"active\" or \"revoked\"")),
-    };
-    let given = [
-        k.public_key_file.is_some(),
-        k.public_key_pem.is_some(),
-        k.jwk.is_some(),
-        k.secret.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err("give exactly one of public_key_file, public_key_pem, jwk, secret".to_string());
-    }
-    let file_pem;
-    let material = if let Some(path) = &k.public_key_file {
-        let path = base_dir.join(path);
-        file_pem = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        KeyMaterial::Pem(&file_pem)
-    } else if let Some(pem) = &k.public_key_pem {
-        KeyMaterial::Pem(pem)
-    } else if let Some(jwk) = &k.jwk {
-        KeyMaterial::Jwk(jwk)
-    } else {
-        let secret = k.secret.as_deref().unwrap_or_default();
-        KeyMaterial::Secret(secret.as_bytes())
-    };
-    let key = material::load(&k.kid, &k.tenant, alg, material, KeySource::Config)
-        .map_err(|e| e.to_string())?;
-    Ok((key, active))
+/// The policy entry a spec describes for `object` (shape checks only; the SSRF guard judges a
+/// webhook URL separately).
+pub fn entry(object: &str, spec: &PolicySpec, source: Source) -> Result<PolicyEntry, Vec<String>> {
+    Ok(PolicyEntry {
+        object: object.to_owned(),
+        tenant: spec.tenant.clone(),
+        policy: policy_from_spec(spec)?,
+        source,
+    })
 }
 
-/// Turns a `[[policies]]` entry into a policy; every field that does not belong is a problem.
-pub fn policy_from_config(p: &PolicyConfig) -> Result<Policy, Vec<String>> {
+/// Turns a policy spec into a policy; every field that does not belong is a problem.
+pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
     let mut errs = Vec::new();
     let jwt_fields = !p.allowed_kids.is_empty()
         || p.required_audience.is_some()

@@ -121,7 +121,12 @@ impl PolicyStore {
 
     /// Replaces the snapshot atomically.
     pub fn replace(&self, snapshot: Snapshot) {
-        self.current.store(Arc::new(snapshot));
+        self.replace_arc(Arc::new(snapshot));
+    }
+
+    /// Replaces the snapshot atomically with one already shared.
+    pub fn replace_arc(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(snapshot);
     }
 }
 

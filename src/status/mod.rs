@@ -98,8 +98,7 @@ pub fn build(app: &App, recent: &Recent) -> StatusReport {
             per_s: w.per_second(count),
         })
         .collect();
-    app.cache.run_pending_tasks();
-    let queue = app.mist.status();
+    let queue = app.enforcer().mist_status();
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_s: recent.uptime().as_secs(),
@@ -112,8 +111,8 @@ pub fn build(app: &App, recent: &Recent) -> StatusReport {
         },
         top_deny_reasons,
         cache: CacheStatus {
-            entries: app.cache.entry_count(),
-            max_entries: app.config.cache.max_entries,
+            entries: app.cache_entries(),
+            max_entries: app.config().cache.max_entries,
             hit_ratio: w.hit_ratio(),
             hits: w.cache_hits,
             misses: w.cache_misses,
@@ -129,10 +128,10 @@ pub fn build(app: &App, recent: &Recent) -> StatusReport {
             refused: queue.as_ref().map_or(0, |q| q.refused),
         },
         jwks: app
-            .evaluator
+            .evaluator()
             .jwks()
             .map(|j| j.tenant_status())
             .unwrap_or_default(),
-        webhooks_in_flight: app.evaluator.webhooks().in_flight() as u64,
+        webhooks_in_flight: app.evaluator().webhooks().in_flight() as u64,
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /trigger`: reads MistServer's trigger, hands it to the [`App`], answers `true`/`false`.
 //! It only parses and renders; every decision is made in `App::user_new`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use crate::reason::Reason;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one request on the trigger listener.
-pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != "/trigger" {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -47,7 +48,18 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     };
     if trigger == "USER_END" {
         match payload::parse_user_end(&body) {
-            Ok(end) => app.user_end(&end),
+            Ok(end) => {
+                app.end_session(end.session_id, end.token, end.stream_names());
+                tracing::info!(
+                    session = end.session_id,
+                    streams = end.streams,
+                    connectors = end.connectors,
+                    duration_s = end.duration_s,
+                    bytes_up = end.bytes_up,
+                    bytes_down = end.bytes_down,
+                    "session ended"
+                );
+            }
             Err(e) => tracing::warn!(error = %e, "malformed USER_END"),
         }
         return answer(true);
@@ -56,7 +68,7 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         Ok(request) => request,
         Err(e) => {
             tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
-            app.metrics
+            app.metrics()
                 .decision("none", Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);
         }

@@ -41,6 +41,9 @@ pub enum Behaviour {
     WrongCert,
     /// Wait this many milliseconds, then answer with the status.
     Delayed(u64, u16),
+    /// Answer with this status and a body that echoes the request (`bad token <viewerToken>`,
+    /// then the whole request body), as a careless customer endpoint does.
+    Echo(u16),
 }
 
 /// One request as the server received it.
@@ -261,7 +264,23 @@ async fn handle(
     });
     state.request_count.send_modify(|c| *c += 1);
     let behaviour = *state.behaviour.lock().expect("lock");
+    let echoed = state
+        .requests
+        .lock()
+        .expect("lock")
+        .last()
+        .map(|r| r.body.clone())
+        .unwrap_or_default();
     let response = match behaviour {
+        Behaviour::Echo(code) => {
+            let token = serde_json::from_slice::<serde_json::Value>(&echoed)
+                .ok()
+                .and_then(|v| v["viewerToken"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut body = format!("bad token {token}\n").into_bytes();
+            body.extend_from_slice(&echoed);
+            full(code, body)
+        }
         Behaviour::Hang => std::future::pending().await,
         Behaviour::LargeBody => full(200, vec![b'x'; 1 << 20]),
         Behaviour::TrickleBody => {

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Server CPU per request, and the cost of new stream names: the figures req/s hides.
+#
+#   bench/cpu.sh            # prints a markdown report; OUT=FILE writes it there too
+#
+# With the server pinned to one core and wrk on the other, req/s is bounded by the load
+# generator, so two servers can answer the same req/s at different costs. This script reads the
+# server's own CPU time (utime + stime of the whole process, /proc/PID/stat) before and after a
+# fixed wrk run and divides by the requests wrk got answered:
+#   floor   — examples/floor.rs, a bare hyper server answering `true` (the same request bodies)
+#   cached  — usher, 1000 warmed sessions answered from the decision cache (jwt policy, allows)
+#   fresh   — usher, every request a new session with a token never seen before in the run
+# each with kept-alive connections and with `Connection: close` (MistServer's way), RUNS rounds of
+# RUN_S-second runs, floor and usher interleaved, the median reported. The target lines use the raw ES256 verify cost measured by
+# benches/verify.rs on the same core. Then new stream names: answers/s and CPU per answer for
+# NAMES_MEASURE new names at 0, 100k and 200k names already tracked (public policy, kept-alive).
+#
+# Loopback only; every process it starts is stopped on exit; every run is bounded in time.
+# BENCH_USHER_BIN=<another usher binary> measures an older build the same way. LOG_LEVEL (warn)
+# is usher's `[log] level`; `info` shows the cost of enabled spans and logs.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUN_S=${RUN_S:-5}
+RUNS=${RUNS:-5}
+CONNS=${CONNS:-64}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+NAMES_MEASURE=${NAMES_MEASURE:-50000}
+NAMES=${NAMES:-1}            # 0: skip the new-stream-names part
+OUT=${OUT:-}
+
+WORK=$(mktemp -d /tmp/usher-cpu.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[cpu %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+command -v wrk >/dev/null || { log "wrk is needed (apt-get install wrk)"; exit 1; }
+log "building release (usher, examples, verify bench)"
+cargo build --release --bin usher --examples 2>&1 | tail -1 >&2
+cargo bench --bench verify --no-run 2>&1 | tail -1 >&2
+BIN=$ROOT/target/release
+SERVER_BIN=${BENCH_USHER_BIN:-$BIN/usher}
+VERIFY_BIN=$(ls -t "$ROOT"/target/release/deps/verify-* | grep -v '\.d$' | head -1)
+CLK_TCK=$(getconf CLK_TCK)
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000))
+        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
+    done
+}
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    log "nothing listens on $1:$2"; tail -5 "$WORK/usher.log" >&2 2>/dev/null; exit 1
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One wrk run against a server process; prints "US_PER_REQ REQUESTS RPS BAD".
+cpu_once() { # pid url lua-args...
+    local pid=$1 url=$2; shift 2
+    local before after
+    before=$(ticks "$pid")
+    taskset -c "$CLIENT_CPU" timeout $((RUN_S + 30)) wrk -t1 -c"$CONNS" -d"${RUN_S}s" --timeout 10s \
+        -s "$ROOT/bench/trigger.lua" "$url" -- "$@" >"$WORK/wrk.out" 2>&1 || true
+    after=$(ticks "$pid")
+    awk -v t=$((after - before)) -v hz="$CLK_TCK" '
+        /^(REQUESTS|RPS|NOT_TRUE|WRAPPED|ERRORS) / {v[$1]=$2}
+        END { n = v["REQUESTS"] + 0; us = (n > 0) ? t / hz * 1e6 / n : 0;
+              printf "%.2f %d %.0f %d\n", us, n, v["RPS"], v["NOT_TRUE"] + v["WRAPPED"] + v["ERRORS"] }' "$WORK/wrk.out"
+}
+
+NPROC=$(nproc)
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+log "machine: $NPROC cpus, $CPU_MODEL, load $LOAD_BEFORE"
+
+TOKENS_PER_FILE=${TOKENS_PER_FILE:-120000}
+TOKEN_FILES=$((2 * RUNS + 1))
+log "signing $((TOKENS_PER_FILE * TOKEN_FILES)) tokens"
+"$BIN/examples/bench_tokens" "$WORK/keys" "$TOKENS_PER_FILE" "$TOKEN_FILES"
+head -n 1000 "$WORK/keys/tokens_0.txt" >"$WORK/cached_tokens.txt"
+
+# The raw verify cost is measured in every round too (the shared core's speed drifts); the median.
+verify_us() {
+    taskset -c "$SERVER_CPU" "$VERIFY_BIN" "$1" >"$WORK/verify.txt"
+    awk '$2 == "backend=aws-lc-rs-parsed" {sub("n=", "", $3); printf "%.2f\n", 1e6 / $3}' "$WORK/verify.txt"
+}
+
+# --- floor and usher, side by side ---------------------------------------------------------------
+# Both run for the whole measurement, pinned to the same core (the idle one costs nothing), and
+# their runs are interleaved, so drift in the shared machine's load hits both series alike.
+P_FLOOR=$(free_port)
+taskset -c "$SERVER_CPU" "$BIN/examples/floor" "127.0.0.1:$P_FLOOR" 1800 &
+FLOOR_PID=$!
+PIDS+=($FLOOR_PID)
+wait_port 127.0.0.1 "$P_FLOOR"
+FLOOR_URL=http://127.0.0.1:$P_FLOOR/trigger
+
+P_TRIG=$(free_port); P_CTL=$(free_port)
+write_config() {
+    cat >"$WORK/usher.toml" <<EOF
+[trigger]
+listen = "127.0.0.1:$P_TRIG"
+[control]
+listen = "127.0.0.1:$P_CTL"
+[state]
+dir = "$WORK/state-$1"
+[mist]
+api_url = "http://127.0.0.1:9/api2"
+[log]
+level = "$LOG_LEVEL"
+[[tenants]]
+id = "t1"
+[[keys]]
+kid = "k1"
+tenant = "t1"
+alg = "ES256"
+public_key_file = "$WORK/keys/k1.pub.pem"
+[[policies]]
+object = "bench"
+tenant = "t1"
+type = "jwt"
+[[policies]]
+object = "names"
+tenant = "t1"
+type = "public"
+EOF
+}
+USHER_PID=
+start_usher() { # phase
+    write_config "$1"
+    taskset -c "$SERVER_CPU" timeout 1800 "$SERVER_BIN" serve --config "$WORK/usher.toml" \
+        2>>"$WORK/usher.log" >/dev/null &
+    USHER_PID=$!
+    PIDS+=($USHER_PID)
+    wait_port 127.0.0.1 "$P_TRIG"
+    USHER_REAL_PID=$(pgrep -P "$USHER_PID" | head -1)
+}
+stop_usher() { kill "$USHER_PID"; wait "$USHER_PID" 2>/dev/null || true; }
+
+start_usher a
+URL=http://127.0.0.1:$P_TRIG/trigger
+log "warming the floor and 1000 cached sessions"
+cpu_once "$FLOOR_PID" "$FLOOR_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >/dev/null
+cpu_once "$USHER_REAL_PID" "$URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >/dev/null
+SERIES=(floor_keep floor_close cached_keep cached_close fresh_keep fresh_close)
+for s in "${SERIES[@]}"; do : >"$WORK/runs_$s"; done
+: >"$WORK/verify_runs"
+for r in $(seq 1 "$RUNS"); do
+    log "round $r of $RUNS"
+    verify_us 0.7 >>"$WORK/verify_runs"
+    cpu_once "$FLOOR_PID" "$FLOOR_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_floor_keep"
+    cpu_once "$USHER_REAL_PID" "$URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_cached_keep"
+    cpu_once "$FLOOR_PID" "$FLOOR_URL" cached close bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_floor_close"
+    cpu_once "$USHER_REAL_PID" "$URL" cached close bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_cached_close"
+    # Fresh runs use a token file each (tokens_1 .. tokens_2*RUNS), none reused.
+    cpu_once "$USHER_REAL_PID" "$URL" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_fresh_keep"
+    cpu_once "$USHER_REAL_PID" "$URL" fresh close bench 1 "$WORK/keys/tokens_$((r + RUNS)).txt" 0 "$((r + RUNS))" >>"$WORK/runs_fresh_close"
+done
+series() { # name -> "US RPS BAD"
+    local f=$WORK/runs_$1
+    log "  $1 (us/req requests rps bad): $(tr '\n' ';' <"$f")"
+    echo "$(awk '{print $1}' "$f" | median) $(awk '{print $3}' "$f" | median) $(awk '{s+=$4} END {print s+0}' "$f")"
+}
+FLOOR_KEEP=($(series floor_keep)); FLOOR_CLOSE=($(series floor_close))
+CACHED_KEEP=($(series cached_keep)); CACHED_CLOSE=($(series cached_close))
+FRESH_KEEP=($(series fresh_keep)); FRESH_CLOSE=($(series fresh_close))
+VERIFY_US=$(median <"$WORK/verify_runs")
+log "  one ES256 verify (us, per round): $(tr '\n' ';' <"$WORK/verify_runs") median $VERIFY_US"
+kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true
+stop_usher
+
+# --- new stream names ----------------------------------------------------------------------------
+NAMES_ROWS=""
+if [ "$NAMES" = 1 ]; then
+    start_usher b
+    tracked=0
+    for target in 0 100000 200000; do
+        if [ "$target" -gt "$tracked" ]; then
+            fill=$((target - tracked))
+            log "new names: filling to $target tracked ($fill more)"
+            taskset -c "$CLIENT_CPU" timeout 900 "$BIN/examples/bench_load" "127.0.0.1:$P_TRIG" names+ \
+                "$fill" "$CONNS" keep 7 1 "" "f$target-" >"$WORK/fill.out"
+            log "  $(cat "$WORK/fill.out")"
+            tracked=$target
+        fi
+        before=$(ticks "$USHER_REAL_PID")
+        out=$(taskset -c "$CLIENT_CPU" timeout 900 "$BIN/examples/bench_load" "127.0.0.1:$P_TRIG" names+ \
+            "$NAMES_MEASURE" "$CONNS" keep 7 1 "" "m$target-")
+        after=$(ticks "$USHER_REAL_PID")
+        tracked=$((tracked + NAMES_MEASURE))
+        elapsed=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' <<<"$out")
+        rate=$(awk -v n="$NAMES_MEASURE" -v e="$elapsed" 'BEGIN { printf "%.0f", n / e }')
+        us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$NAMES_MEASURE" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        log "  at $target tracked: $out; $rate/s, $us us server CPU each"
+        NAMES_ROWS+="| $target | $rate | $us | \`$out\` |"$'\n'
+    done
+    stop_usher
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report --------------------------------------------------------------------------------------
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
+REPORT=$(cat <<EOF
+Produced by \`bench/cpu.sh\` (commit \`$COMMIT\`, $(date -u '+%Y-%m-%d %H:%M UTC'), binary \`$(basename "$SERVER_BIN")\`,
+log level \`$LOG_LEVEL\`). **Machine:** $NPROC CPUs, \`$CPU_MODEL\`; load $LOAD_BEFORE before, $LOAD_AFTER after.
+Server pinned to CPU $SERVER_CPU, wrk (1 thread, $CONNS connections) to CPU $CLIENT_CPU; median of $RUNS interleaved runs of $RUN_S s each.
+Server CPU = utime + stime of the whole process (\`/proc/PID/stat\`, $CLK_TCK ticks/s) over the run / requests answered.
+One ES256 verify (aws-lc-rs, key parsed once, benches/verify.rs on CPU $SERVER_CPU, median of one 0.7 s run per round): $VERIFY_US µs.
+
+| path | keep-alive µs/req | vs floor | close µs/req | vs floor | req/s keep / close | bad answers |
+|---|---|---|---|---|---|---|
+| floor (\`examples/floor.rs\`) | ${FLOOR_KEEP[0]} | | ${FLOOR_CLOSE[0]} | | ${FLOOR_KEEP[1]} / ${FLOOR_CLOSE[1]} | $((FLOOR_KEEP[2] + FLOOR_CLOSE[2])) |
+| usher, cached | ${CACHED_KEEP[0]} | $(pct "${CACHED_KEEP[0]}" "${FLOOR_KEEP[0]}") | ${CACHED_CLOSE[0]} | $(pct "${CACHED_CLOSE[0]}" "${FLOOR_CLOSE[0]}") | ${CACHED_KEEP[1]} / ${CACHED_CLOSE[1]} | $((CACHED_KEEP[2] + CACHED_CLOSE[2])) |
+| usher, fresh token | ${FRESH_KEEP[0]} | $(pct "${FRESH_KEEP[0]}" "$(awk -v f="${FLOOR_KEEP[0]}" -v v="$VERIFY_US" 'BEGIN{print f + v}')") of floor + verify | ${FRESH_CLOSE[0]} | $(pct "${FRESH_CLOSE[0]}" "$(awk -v f="${FLOOR_CLOSE[0]}" -v v="$VERIFY_US" 'BEGIN{print f + v}')") of floor + verify | ${FRESH_KEEP[1]} / ${FRESH_CLOSE[1]} | $((FRESH_KEEP[2] + FRESH_CLOSE[2])) |
+
+Targets: cached within 10 % of the floor; fresh within 5 % of floor + one verify.
+EOF
+)
+if [ "$NAMES" = 1 ]; then
+    REPORT+=$(cat <<EOF
+
+
+New stream names ($NAMES_MEASURE sessions, each on its own new stream under a public policy, $CONNS kept-alive connections, \`examples/bench_load\`):
+
+| names tracked before | answers/s | server µs per answer | raw |
+|---|---|---|---|
+$NAMES_ROWS
+EOF
+)
+fi
+printf '%s\n' "$REPORT"
+[ -z "$OUT" ] || printf '%s\n' "$REPORT" >"$OUT"

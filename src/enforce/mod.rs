@@ -1,0 +1,382 @@
+//! The one owner of what usher enforces (SPEC §5: "one way to change what usher enforces").
+//!
+//! [`Enforcer`] holds the policy snapshot every decision reads, the layers it is composed of (the
+//! config file's entries, what the control plane stored in the state database, keys fetched from
+//! JWKS URLs), the write lock, and the way to MistServer. Every writer hands it a [`Change`];
+//! [`Enforcer::apply`] validates it, commits it together with the stream names it invalidates
+//! (one redb transaction), swaps the snapshot atomically and drops the affected cached decisions —
+//! all before any MistServer I/O — then hands the names to MistServer's queue, adds the streams
+//! MistServer reports active that the change touches, and waits (bounded) for the acknowledgement.
+//!
+//! The parts: [`change`] (the vocabulary), `edit` (control-plane edits as pure functions of the
+//! snapshot), [`layers`] (composing the layers, diffing snapshots), [`affected`] (which streams a
+//! change touches), [`notify`] (the MistServer side).
+
+pub mod affected;
+pub mod change;
+mod edit;
+pub mod layers;
+pub mod notify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use url::Url;
+
+pub use affected::Scope;
+pub use change::{Applied, Change, Invalidated, Outcome, Refused, Target};
+pub use notify::MistNotifier;
+
+use edit::Edit;
+
+use crate::cache::DecisionCache;
+use crate::jwks::JwksKeys;
+use crate::keys::{KeyAlg, KeySource, VerifyingKey};
+use crate::metrics::Metrics;
+use crate::mist::{MAX_PENDING, MistClient, QueueStatus};
+use crate::net::guard::SsrfGuard;
+use crate::policy::build;
+use crate::policy::model::Source;
+use crate::policy::store::{PolicyStore, Snapshot};
+use crate::spec::KeySpec;
+use crate::state::{Pending, StateDb, StateError};
+
+/// How long an invalidation waits for MistServer's list of active streams (after the drop).
+const ACTIVE_STREAMS_WAIT: Duration = Duration::from_secs(1);
+
+/// What the enforcer is built from.
+pub struct Parts {
+    /// The snapshot the config file describes (the config layer).
+    pub config: Snapshot,
+    /// The state database (the stored layer).
+    pub db: StateDb,
+    /// The JWKS layer, when some tenant has a JWKS URL.
+    pub jwks: Option<JwksKeys>,
+    /// The decision cache whose entries a change drops.
+    pub cache: DecisionCache,
+    pub metrics: Arc<Metrics>,
+    /// Judges webhook URLs when a policy is set.
+    pub guard: SsrfGuard,
+    /// Where invalidated stream names go.
+    pub mist: Arc<dyn MistNotifier>,
+    /// Asked for its active streams after an invalidation (`None`: not asked).
+    pub mist_api: Option<MistClient>,
+    /// How long `apply` waits for MistServer's acknowledgement.
+    pub ack_wait: Duration,
+}
+
+/// The layers a change may touch; reachable only through the write lock.
+struct Layers {
+    db: StateDb,
+    jwks: Option<JwksKeys>,
+}
+
+struct Inner {
+    store: PolicyStore,
+    writes: Mutex<Layers>,
+    cache: DecisionCache,
+    metrics: Arc<Metrics>,
+    guard: SsrfGuard,
+    mist: Arc<dyn MistNotifier>,
+    mist_api: Option<MistClient>,
+    ack_wait: Duration,
+}
+
+/// The handle; cheap to clone.
+#[derive(Clone)]
+pub struct Enforcer {
+    inner: Arc<Inner>,
+}
+
+/// What a change needs that is checked before the write lock is taken (key parsing, DNS).
+enum Prepared {
+    Key(VerifyingKey),
+    Url(Option<Url>),
+    Nothing,
+}
+
+impl Enforcer {
+    /// Composes the layers into the first snapshot and sends MistServer every invalidation left
+    /// pending on disk (by a restart, `kill -9` included).
+    pub async fn start(parts: Parts) -> Result<Enforcer, StateError> {
+        let records = parts.db.load_all().await?;
+        let (snapshot, problems) = layers::compose(parts.config, records, parts.jwks.as_ref());
+        for problem in problems {
+            tracing::warn!(problem = problem.as_str(), "state");
+        }
+        let pending = parts.db.pending().await?;
+        if !pending.is_empty() {
+            tracing::info!(
+                streams = pending.len(),
+                "sending invalidations left pending before the restart"
+            );
+            parts.mist.enqueue(pending);
+        }
+        Ok(Enforcer {
+            inner: Arc::new(Inner {
+                store: PolicyStore::new(snapshot),
+                writes: Mutex::new(Layers {
+                    db: parts.db,
+                    jwks: parts.jwks,
+                }),
+                cache: parts.cache,
+                metrics: parts.metrics,
+                guard: parts.guard,
+                mist: parts.mist,
+                mist_api: parts.mist_api,
+                ack_wait: parts.ack_wait,
+            }),
+        })
+    }
+
+    /// The current snapshot; cheap, lock-free, and stable for as long as it is held.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.store.load()
+    }
+
+    /// MistServer's queue, for metrics; `None` without one.
+    pub fn mist_status(&self) -> Option<QueueStatus> {
+        self.inner.mist.status()
+    }
+
+    /// Applies one change: validate, commit (with the names it invalidates), swap, drop the
+    /// cached decisions, then tell MistServer. On `Err` nothing changed.
+    pub async fn apply(&self, change: Change) -> Result<Applied, Refused> {
+        let kind = change.kind();
+        let prepared = self.prepare(&change).await?;
+        let mut layers = self.inner.writes.lock().await;
+        let old = self.inner.store.load();
+        let edit = edit_for(&mut layers, &old, change, prepared).await?;
+        let new = edit.new.map(Arc::new);
+        let after = new.clone().unwrap_or_else(|| old.clone());
+        let known = self.inner.cache.known_streams(|_| true);
+        let streams = affected::affected_streams(
+            known.iter().map(String::as_str),
+            &edit.scopes,
+            &old,
+            &after,
+        );
+        let pending = if edit.writes.is_empty() && streams.is_empty() {
+            Pending::default()
+        } else {
+            layers
+                .db
+                .commit(edit.writes, streams.clone(), MAX_PENDING)
+                .await?
+        };
+        if let Some(new) = new {
+            self.inner.store.replace_arc(new);
+        }
+        // After the swap: a decision still in flight under the old snapshot is answered but not
+        // cached (the cache compares generations).
+        let dropped = self
+            .inner
+            .cache
+            .invalidate_streams(streams.iter().map(String::as_str));
+        drop(layers);
+        tracing::info!(
+            change = kind,
+            streams = streams.len(),
+            dropped,
+            "change applied"
+        );
+        let invalidated = self
+            .tell_mist(streams, pending, dropped, &edit.scopes, &old, &after)
+            .await;
+        Ok(Applied {
+            outcome: edit.outcome,
+            key: edit.key,
+            policy: edit.policy,
+            invalidated,
+        })
+    }
+
+    /// The checks that need no lock: parsing key material, resolving a webhook host.
+    async fn prepare(&self, change: &Change) -> Result<Prepared, Refused> {
+        match change {
+            Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
+            Change::PutPolicy { object, spec } if spec.kind == "webhook" => {
+                let Some(url) = &spec.url else {
+                    return Ok(Prepared::Url(None));
+                };
+                // Shape problems first (the secret may be kept from the old policy).
+                let mut shape = spec.clone();
+                shape.secret.get_or_insert_with(|| "kept".into());
+                build::entry(object, &shape, Source::Api)
+                    .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
+                let url = self
+                    .inner
+                    .guard
+                    .validate_for_policy(url)
+                    .await
+                    .map_err(|e| Refused::UrlRefused {
+                        code: e.code(),
+                        message: e.to_string(),
+                    })?;
+                Ok(Prepared::Url(Some(url)))
+            }
+            _ => Ok(Prepared::Nothing),
+        }
+    }
+
+    /// Hands the names to MistServer, adds MistServer's active streams the change touches, and
+    /// waits (bounded) for the acknowledgement.
+    async fn tell_mist(
+        &self,
+        mut streams: Vec<String>,
+        pending: Pending,
+        dropped: u64,
+        scopes: &[Scope],
+        old: &Snapshot,
+        new: &Snapshot,
+    ) -> Invalidated {
+        let mut refused = pending.refused;
+        let mut ticket =
+            (!pending.stored.is_empty()).then(|| self.inner.mist.enqueue(pending.stored));
+        if scopes.iter().any(|s| !matches!(s, Scope::Stream(_))) {
+            let extra: Vec<String> = {
+                let active = self.active_streams().await;
+                affected::affected_streams(active.iter().map(String::as_str), scopes, old, new)
+                    .into_iter()
+                    .filter(|s| streams.binary_search(s).is_err())
+                    .collect()
+            };
+            if !extra.is_empty() {
+                let stored = self.store_pending(extra.clone()).await;
+                refused += stored.refused;
+                ticket = Some(self.inner.mist.enqueue(stored.stored));
+                streams.extend(extra);
+                streams.sort();
+            }
+        }
+        let Some(ticket) = ticket else {
+            return Invalidated::nothing();
+        };
+        refused += ticket.refused();
+        let acked = self
+            .inner
+            .mist
+            .wait_acknowledged(ticket, self.inner.ack_wait)
+            .await;
+        self.inner.metrics.invalidation(dropped);
+        if refused > 0 {
+            tracing::error!(
+                refused,
+                max_pending = MAX_PENDING,
+                "invalidations refused: too many pending"
+            );
+        }
+        tracing::info!(
+            streams = streams.len(),
+            dropped,
+            mist_acknowledged = acked,
+            "invalidated"
+        );
+        Invalidated {
+            dropped,
+            streams,
+            mist_acknowledged: acked && refused == 0,
+        }
+    }
+
+    /// Stores names found after the change committed (MistServer's active streams).
+    async fn store_pending(&self, names: Vec<String>) -> Pending {
+        let layers = self.inner.writes.lock().await;
+        match layers
+            .db
+            .commit(Vec::new(), names.clone(), MAX_PENDING)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store pending invalidations; sending them anyway");
+                Pending {
+                    stored: names.into_iter().map(|n| (n, 0)).collect(),
+                    refused: 0,
+                }
+            }
+        }
+    }
+
+    /// The streams MistServer has active, best effort: after a restart usher has seen few streams,
+    /// but MistServer may still hold allowed sessions of others (a revoked key must reach them too).
+    async fn active_streams(&self) -> Vec<String> {
+        let Some(api) = &self.inner.mist_api else {
+            return Vec::new();
+        };
+        match tokio::time::timeout(ACTIVE_STREAMS_WAIT, api.active_streams()).await {
+            Ok(Ok(streams)) => streams,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot list MistServer's active streams");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("MistServer's active streams did not arrive in time");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Loads a key given over the control plane: public material only, never HS256, no file.
+fn api_key(kid: &str, spec: &KeySpec) -> Result<VerifyingKey, Refused> {
+    if spec.secret.is_some() || spec.alg.as_deref() == Some(KeyAlg::Hs256.as_str()) {
+        return Err(Refused::InvalidKey(
+            "HS256 keys (shared secrets) can only be set in the config file".into(),
+        ));
+    }
+    if spec.public_key_file.is_some() {
+        return Err(Refused::InvalidKey(
+            "public_key_file is read from the config file only".into(),
+        ));
+    }
+    if spec.public_key_pem.is_some() == spec.jwk.is_some() {
+        return Err(Refused::InvalidKey(
+            "give exactly one of public_key_pem, jwk".into(),
+        ));
+    }
+    spec.load(kid, KeySource::Api, None)
+        .map_err(Refused::InvalidKey)
+}
+
+/// The edit a change makes to `old` (under the write lock).
+async fn edit_for(
+    layers: &mut Layers,
+    old: &Snapshot,
+    change: Change,
+    prepared: Prepared,
+) -> Result<Edit, Refused> {
+    match (change, prepared) {
+        (Change::PutKey { kid, spec }, Prepared::Key(key)) => edit::put_key(old, &kid, &spec, key),
+        (Change::RevokeKey { kid }, _) => edit::revoke_key(old, &kid),
+        (Change::PutPolicy { object, spec }, Prepared::Url(url)) => {
+            edit::put_policy(old, &object, spec, url)
+        }
+        (Change::PutPolicy { object, spec }, _) => edit::put_policy(old, &object, spec, None),
+        (Change::DeletePolicy { object }, _) => edit::delete_policy(old, &object),
+        (Change::Invalidate(target), _) => Ok(Edit::invalidate(target)),
+        (Change::Reload(config), _) => {
+            let records = layers.db.load_all().await?;
+            let (new, problems) = layers::compose(*config, records, layers.jwks.as_ref());
+            for problem in problems {
+                tracing::warn!(problem = problem.as_str(), "state");
+            }
+            Ok(Edit::replace(old, new))
+        }
+        (Change::JwksChanged { tenants }, _) => {
+            let mut new = old.clone();
+            if let Some(jwks) = &layers.jwks {
+                layers::merge_jwks(&mut new, jwks, &tenants);
+            }
+            Ok(Edit::replace(old, new))
+        }
+        (Change::PutKey { kid, spec }, _) => {
+            let key = api_key(&kid, &spec)?;
+            edit::put_key(old, &kid, &spec, key)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

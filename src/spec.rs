@@ -1,0 +1,217 @@
+//! How a signing key and a playback policy are written down — in `[[keys]]`/`[[policies]]` of the
+//! config file, in the control API's bodies and in the state database — as one shape each, so the
+//! three places cannot drift apart. [`KeySpec::load`] is the one loader of a key; policies are
+//! built from a [`PolicySpec`] by `policy::build`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::keys::material::{self, KeyMaterial};
+use crate::keys::{KeyAlg, KeySource, VerifyingKey};
+
+/// Whether a key may verify tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    #[default]
+    Active,
+    Revoked,
+}
+
+impl KeyStatus {
+    /// `active` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A signing key without its kid (the kid is the `[[keys]]` entry's `kid`, the API path, the
+/// database row's name). Exactly one of `public_key_file`, `public_key_pem`, `jwk`, `secret`.
+/// `public_key_file` and `secret` (HS256) belong to the config file only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    pub tenant: String,
+    /// The JOSE algorithm; for a PEM ES256 when absent, for a JWK taken from the JWK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<Value>,
+    /// Config file only: a PEM file, relative to the config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub public_key_file: Option<PathBuf>,
+    /// Config file only: an HS256 shared secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// `active` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<KeyStatus>,
+}
+
+impl KeySpec {
+    /// The status, `active` by default.
+    pub fn status(&self) -> KeyStatus {
+        self.status.unwrap_or_default()
+    }
+
+    /// Builds the verifying key. `base_dir` resolves `public_key_file`; `None` (the API, the
+    /// database) refuses a file.
+    pub fn load(
+        &self,
+        kid: &str,
+        source: KeySource,
+        base_dir: Option<&Path>,
+    ) -> Result<VerifyingKey, String> {
+        let alg = match &self.alg {
+            Some(name) => Some(KeyAlg::parse(name).ok_or_else(|| format!("unknown alg {name:?}"))?),
+            None => None,
+        };
+        let given = [
+            self.public_key_file.is_some(),
+            self.public_key_pem.is_some(),
+            self.jwk.is_some(),
+            self.secret.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(
+                "give exactly one of public_key_file, public_key_pem, jwk, secret".to_string(),
+            );
+        }
+        let file_pem;
+        let material = if let Some(path) = &self.public_key_file {
+            let base = base_dir.ok_or("public_key_file is read from the config file only")?;
+            let path = base.join(path);
+            file_pem = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            KeyMaterial::Pem(&file_pem)
+        } else if let Some(pem) = &self.public_key_pem {
+            KeyMaterial::Pem(pem)
+        } else if let Some(jwk) = &self.jwk {
+            KeyMaterial::Jwk(jwk)
+        } else {
+            KeyMaterial::Secret(self.secret.as_deref().unwrap_or_default().as_bytes())
+        };
+        material::load(kid, &self.tenant, alg, material, source).map_err(|e| e.to_string())
+    }
+
+    /// What the state database keeps of an API key: its public material as given, its
+    /// algorithm, and its status.
+    pub fn stored(key: &VerifyingKey, given: &KeySpec, status: KeyStatus) -> KeySpec {
+        let (pem, jwk) = match (&given.public_key_pem, &given.jwk) {
+            (Some(pem), _) => (Some(pem.clone()), None),
+            _ => (None, given.jwk.clone().or_else(|| key.public_jwk.clone())),
+        };
+        KeySpec {
+            tenant: key.tenant.clone(),
+            alg: Some(key.alg.as_str().to_owned()),
+            public_key_pem: pem,
+            jwk,
+            status: Some(status),
+            ..KeySpec::default()
+        }
+    }
+}
+
+/// A playback policy without its object (the `[[policies]]` entry's `object`, the API path, the
+/// database row's name). The webhook secret is included: never render a `PolicySpec` back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub tenant: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_kids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_audience: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_claims: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_claim: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A named spec as the config file writes it: the name field (`kid`, `object`) beside the
+/// spec's own fields in one table. Unknown fields are refused by the spec, naming them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named<T> {
+    pub name: String,
+    pub spec: T,
+}
+
+impl<T: serde::de::DeserializeOwned> Named<T> {
+    /// Splits `field` off `table` and parses the rest as the spec.
+    pub fn from_table(field: &str, mut table: Map<String, Value>) -> Result<Named<T>, String> {
+        let name = match table.remove(field) {
+            Some(Value::String(name)) => name,
+            Some(_) => return Err(format!("`{field}` must be a string")),
+            None => return Err(format!("missing field `{field}`")),
+        };
+        let spec = serde_json::from_value(Value::Object(table)).map_err(|e| e.to_string())?;
+        Ok(Named { name, spec })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_shape_reads_the_config_the_api_and_the_database() {
+        let pair = crate::keys::keygen::generate_es256("k1").unwrap();
+        let mut table = Map::new();
+        table.insert("kid".into(), "k1".into());
+        table.insert("tenant".into(), "t1".into());
+        table.insert("public_key_pem".into(), pair.public_pem.clone().into());
+        let named = Named::<KeySpec>::from_table("kid", table).unwrap();
+        let key = named
+            .spec
+            .load(&named.name, KeySource::Config, None)
+            .unwrap();
+        let stored = KeySpec::stored(&key, &named.spec, KeyStatus::Revoked);
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: KeySpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.status(), KeyStatus::Revoked);
+        assert_eq!(back.alg.as_deref(), Some("ES256"));
+        let again = back.load("k1", KeySource::Api, None).unwrap();
+        assert_eq!(again.public_jwk, key.public_jwk);
+    }
+
+    #[test]
+    fn a_named_table_refuses_unknown_fields_by_name() {
+        let mut table = Map::new();
+        table.insert("object".into(), "abc".into());
+        table.insert("tenant".into(), "t1".into());
+        table.insert("type".into(), "public".into());
+        table.insert("colour".into(), "red".into());
+        let err = Named::<PolicySpec>::from_table("object", table).unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_is_refused_outside_the_config_file() {
+        let spec = KeySpec {
+            tenant: "t1".into(),
+            public_key_file: Some("k.pem".into()),
+            ..KeySpec::default()
+        };
+        let err = spec.load("k1", KeySource::Api, None).unwrap_err();
+        assert!(err.contains("config file"), "{err}");
+    }
+}
