@@ -3,7 +3,6 @@
 use hyper::StatusCode;
 
 use crate::enforce::Refused;
-use crate::state::StateError;
 
 /// A control API error. `Display` is the human message; [`ApiError::code`] the stable code.
 #[derive(Debug, thiserror::Error)]
@@ -23,35 +22,9 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
-    /// Defined in the config file: read-only to the API.
-    #[error("{0}")]
-    ReadOnly(String),
-    /// The kid belongs to another tenant.
-    #[error("{0}")]
-    KidTaken(String),
-    /// A revoked kid stays revoked.
-    #[error("{0}")]
-    KeyRevoked(String),
-    /// The tenant already has its maximum of active keys.
-    #[error("{0}")]
-    TooManyKeys(String),
-    /// The key material does not load.
-    #[error("{0}")]
-    InvalidKey(String),
-    /// The policy does not hold together (type, fields, secret, timeout).
-    #[error("{0}")]
-    InvalidPolicy(String),
-    /// The SSRF guard refused a webhook URL; `code` is the guard's stable code.
-    #[error("{message}")]
-    UrlRefused {
-        /// `invalid-url`, `url-not-allowed` or `dns-failure`.
-        code: &'static str,
-        /// The guard's message.
-        message: String,
-    },
-    /// The state database failed; nothing was changed.
-    #[error("{0}")]
-    Storage(#[from] StateError),
+    /// The change path refused the change; nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
 impl ApiError {
@@ -62,14 +35,17 @@ impl ApiError {
             ApiError::BadBody(_) | ApiError::BadName(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::ReadOnly(_) | ApiError::KidTaken(_) | ApiError::KeyRevoked(_) => {
-                StatusCode::CONFLICT
-            }
-            ApiError::TooManyKeys(_)
-            | ApiError::InvalidKey(_)
-            | ApiError::InvalidPolicy(_)
-            | ApiError::UrlRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Refused(refused) => match refused {
+                Refused::ReadOnly(_) | Refused::KidTaken(_) | Refused::KeyRevoked(_) => {
+                    StatusCode::CONFLICT
+                }
+                Refused::TooManyKeys(_)
+                | Refused::InvalidKey(_)
+                | Refused::InvalidPolicy(_)
+                | Refused::UrlRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                Refused::NotFound(_) => StatusCode::NOT_FOUND,
+                Refused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -81,38 +57,25 @@ impl ApiError {
             ApiError::BadName(_) => "bad-name",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
-            ApiError::ReadOnly(_) => "read-only",
-            ApiError::KidTaken(_) => "kid-taken",
-            ApiError::KeyRevoked(_) => "key-revoked",
-            ApiError::TooManyKeys(_) => "too-many-keys",
-            ApiError::InvalidKey(_) => "invalid-key",
-            ApiError::InvalidPolicy(_) => "invalid-policy",
-            ApiError::UrlRefused { code, .. } => code,
-            ApiError::Storage(_) => "storage-error",
+            ApiError::Refused(refused) => match refused {
+                Refused::NotFound(_) => "not-found",
+                Refused::ReadOnly(_) => "read-only",
+                Refused::KidTaken(_) => "kid-taken",
+                Refused::KeyRevoked(_) => "key-revoked",
+                Refused::TooManyKeys(_) => "too-many-keys",
+                Refused::InvalidKey(_) => "invalid-key",
+                Refused::InvalidPolicy(_) => "invalid-policy",
+                Refused::UrlRefused { code, .. } => code,
+                Refused::Storage(_) => "storage-error",
+            },
         }
     }
 
     /// The JSON body: `{"error": code, "message": text}`.
     pub fn body(&self) -> serde_json::Value {
-        if let ApiError::Storage(e) = self {
+        if let ApiError::Refused(Refused::Storage(e)) = self {
             tracing::error!(error = %e, "state database");
         }
         serde_json::json!({ "error": self.code(), "message": self.to_string() })
-    }
-}
-
-impl From<Refused> for ApiError {
-    fn from(e: Refused) -> Self {
-        match e {
-            Refused::NotFound(m) => ApiError::NotFound(m),
-            Refused::ReadOnly(m) => ApiError::ReadOnly(m),
-            Refused::KidTaken(m) => ApiError::KidTaken(m),
-            Refused::KeyRevoked(m) => ApiError::KeyRevoked(m),
-            Refused::TooManyKeys(m) => ApiError::TooManyKeys(m),
-            Refused::InvalidKey(m) => ApiError::InvalidKey(m),
-            Refused::InvalidPolicy(m) => ApiError::InvalidPolicy(m),
-            Refused::UrlRefused { code, message } => ApiError::UrlRefused { code, message },
-            Refused::Storage(e) => ApiError::Storage(e),
-        }
     }
 }
