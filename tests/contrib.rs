@@ -123,15 +123,7 @@ async fn live_metrics() -> String {
     let api = Api::new(&d);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let text = api
-            .client
-            .get(format!("{}/metrics", api.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = api.metrics().await;
         if text.contains("usher_jwks_fetches_total{result=")
             || tokio::time::Instant::now() > deadline
         {

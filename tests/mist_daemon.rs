@@ -115,15 +115,7 @@ async fn metrics_have_the_expected_names_and_no_id_labels() {
     )
     .await;
 
-    let text = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     for name in [
         "usher_build_info",
         "usher_decisions_total{trigger=\"USER_NEW\",policy=\"public\",result=\"allow\",reason=\"allowed\"} 1",

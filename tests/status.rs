@@ -135,15 +135,7 @@ async fn status_shows_the_last_minute_of_decisions_cache_queue_and_jwks() {
     })
     .await;
     assert!(r.invalidations.mist_api_errors >= 1);
-    let metrics = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.metrics().await;
     assert!(
         metrics.contains("\nusher_jwks_tenants_failing 1\n"),
         "{metrics}"

@@ -51,6 +51,18 @@ impl Api {
         (status, value)
     }
 
+    /// The `/metrics` text (no token needed).
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call_as(Some(TOKEN), method, path, body).await
     }
