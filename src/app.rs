@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
 use crate::enforce::Enforcer;
 use crate::metrics::{Gauges, Metrics};
+use crate::policy::model::{Policy, PolicyEntry};
 use crate::policy::store::Snapshot;
+use crate::sessions::Facts;
 
 /// Shared daemon state: the read side (cache, evaluator) and the one owner of what usher
 /// enforces ([`Enforcer`]), which every change goes through.
@@ -79,44 +81,17 @@ impl App {
     /// viewer; a cache hit does nothing that logs, so it opens no span and pays nothing for one.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
         let started = Instant::now();
-        let (verdict, lookup) = self
-            .cache
-            .get_or_evaluate(request.stream, request.session_id, request.token, || {
-                // Loaded only now, after the cache read the stream's generation: a change swaps
-                // the snapshot before it bumps generations, so a decision cached under the new
-                // generation is always made under the new snapshot.
-                let snapshot = self.enforcer.snapshot();
-                let evaluator = self.evaluator.clone();
-                let owned = OwnedRequest::from(request);
-                let span = tracing::info_span!(
-                    "trigger",
-                    stream = request.stream,
-                    session = request.session_id,
-                    tenant = tracing::field::Empty,
-                    policy = tracing::field::Empty,
-                    reason = tracing::field::Empty,
-                );
-                async move {
-                    let entry = snapshot.resolve(&owned.stream).clone();
-                    let req = owned.as_request();
-                    let d = evaluator
-                        .evaluate(&snapshot, &entry, &req, Mode::Live)
-                        .instrument(span.clone())
-                        .await;
-                    span.record("tenant", d.tenant.as_str());
-                    span.record("policy", d.policy_type);
-                    span.record("reason", d.reason.as_str());
-                    if !d.allowed {
-                        log_denial(&req, &d);
-                    }
-                    Verdict {
-                        allowed: d.allowed,
-                        reason: d.reason,
-                        policy: d.policy_type,
-                    }
-                }
-            })
-            .await;
+        let (mut verdict, mut lookup) = self.decide(request).await;
+        if lookup == Lookup::Hit && verdict.allowed && verdict.policy == "jwt" {
+            let sessions = self.enforcer.sessions();
+            if sessions.tracking() && !sessions.is_tracked(request.session_id) {
+                // A cached allow of a session usher no longer tracks (ended by usher, aged out):
+                // decided again, so revocations, caps and cuts apply to it as to a new session.
+                self.cache
+                    .remove(request.stream, request.session_id, request.token);
+                (verdict, lookup) = self.decide(request).await;
+            }
+        }
         self.metrics.decision(
             verdict.policy,
             verdict.reason,
@@ -148,6 +123,49 @@ impl App {
         (verdict, lookup)
     }
 
+    /// The cache, or one single-flight evaluation followed by the session's admission (SPEC §9).
+    async fn decide(&self, request: Request<'_>) -> (Verdict, Lookup) {
+        self.cache
+            .get_or_evaluate(request.stream, request.session_id, request.token, || {
+                // Loaded only now, after the cache read the stream's generation: a change swaps
+                // the snapshot before it bumps generations, so a decision cached under the new
+                // generation is always made under the new snapshot.
+                let snapshot = self.enforcer.snapshot();
+                let evaluator = self.evaluator.clone();
+                let enforcer = self.enforcer.clone();
+                let owned = OwnedRequest::from(request);
+                let span = tracing::info_span!(
+                    "trigger",
+                    stream = request.stream,
+                    session = request.session_id,
+                    tenant = tracing::field::Empty,
+                    policy = tracing::field::Empty,
+                    reason = tracing::field::Empty,
+                );
+                async move {
+                    let entry = snapshot.resolve(&owned.stream).clone();
+                    let req = owned.as_request();
+                    let mut d = evaluator
+                        .evaluate(&snapshot, &entry, &req, Mode::Live)
+                        .instrument(span.clone())
+                        .await;
+                    admit(&enforcer, &entry, &req, &mut d);
+                    span.record("tenant", d.tenant.as_str());
+                    span.record("policy", d.policy_type);
+                    span.record("reason", d.reason.as_str());
+                    if !d.allowed {
+                        log_denial(&req, &d);
+                    }
+                    Verdict {
+                        allowed: d.allowed,
+                        reason: d.reason,
+                        policy: d.policy_type,
+                    }
+                }
+            })
+            .await
+    }
+
     /// Handles `USER_END`: drops the session's cached decisions on each of its streams.
     pub fn end_session<'a>(
         &self,
@@ -156,6 +174,7 @@ impl App {
         streams: impl IntoIterator<Item = &'a str>,
     ) {
         self.metrics.user_end();
+        self.enforcer.sessions().end(session_id);
         for stream in streams {
             self.cache.remove(stream, session_id, token);
         }
@@ -199,7 +218,43 @@ impl App {
         if let Some(j) = self.evaluator.jwks() {
             gauges.jwks_tenants_failing = j.failing_tenants() as u64;
         }
-        self.metrics.render(&gauges)
+        let mut out = self.metrics.render(&gauges);
+        self.enforcer.sessions().render_metrics(&mut out);
+        out
+    }
+}
+
+/// Admits a session a fresh `jwt` evaluation allowed into the live-session table (SPEC §9): the
+/// decision turns into a denial when the viewer is revoked or at its cap under `deny-new`; under
+/// `end-oldest` the oldest sessions are ended through MistServer in a task of their own, so
+/// this answer does not wait for the disk.
+fn admit(enforcer: &Enforcer, entry: &PolicyEntry, req: &Request<'_>, d: &mut Decision) {
+    let (Policy::Jwt(rules), true, Some((exp, iat))) = (&entry.policy, d.allowed, d.token_times)
+    else {
+        return;
+    };
+    let facts = Facts {
+        stream: req.stream,
+        tenant: &d.tenant,
+        kid: d.kid.as_deref(),
+        viewer: d.viewer.as_deref(),
+        exp,
+        iat,
+    };
+    let now = crate::decision::now_unix_s().unwrap_or(0.0);
+    let admission = enforcer
+        .sessions()
+        .admit(req.session_id, &facts, rules.sessions, now);
+    if let Some((reason, detail)) = admission.refused {
+        d.allowed = false;
+        d.reason = reason;
+        d.detail = detail.into();
+    }
+    if !admission.stop.is_empty() {
+        let enforcer = enforcer.clone();
+        tokio::spawn(async move {
+            enforcer.end_sessions(admission.stop).await;
+        });
     }
 }
 

@@ -20,6 +20,7 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub webhook: WebhookConfig,
     pub log: LogConfig,
+    pub sessions: crate::sessions::config::SessionsConfig,
     pub tenants: Vec<TenantConfig>,
     pub keys: Vec<KeyConfig>,
     pub policies: Vec<PolicyConfig>,
@@ -197,6 +198,9 @@ pub struct TenantConfig {
     pub id: String,
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// The claim naming the viewer (SPEC §9); `sub` when absent.
+    #[serde(default)]
+    pub viewer_claim: Option<String>,
 }
 
 /// `[[keys]]`: a `kid` beside a [`KeySpec`] (a public key, or an HS256 secret).

@@ -14,6 +14,7 @@ use crate::policy::lookup;
 use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
 use crate::policy::store::Snapshot;
 use crate::reason::Reason;
+use crate::sessions::Revocations;
 use crate::webhook::{WebhookCaller, WebhookRequest};
 
 /// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
@@ -133,6 +134,13 @@ pub struct Decision {
     pub policy_object: String,
     /// The tenant of the policy (empty for the default policy).
     pub tenant: String,
+    /// `jwt` policies: the viewer id (the tenant's viewer claim, `sub` by default), when the token
+    /// names one (SPEC §9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewer: Option<String>,
+    /// `jwt` allows: the token's `exp` and `iat` (seconds), for the live-session table.
+    #[serde(skip)]
+    pub token_times: Option<(u64, Option<u64>)>,
 }
 
 impl Decision {
@@ -149,6 +157,8 @@ impl Decision {
             webhook_url: None,
             policy_object: entry.object.clone(),
             tenant: entry.tenant.clone(),
+            viewer: None,
+            token_times: None,
         }
     }
 }
@@ -164,6 +174,8 @@ pub struct Evaluator {
     metrics: Arc<Metrics>,
     signatures: VerifiedSignatures,
     jwks: Option<JwksKeys>,
+    /// Viewer revocations (SPEC §9), shared with the session table.
+    revocations: Revocations,
     /// The wall clock token times are judged against (replaceable in tests).
     clock: fn() -> SystemTime,
 }
@@ -176,6 +188,7 @@ impl Evaluator {
             metrics: Arc::default(),
             signatures: VerifiedSignatures::default(),
             jwks: None,
+            revocations: Revocations::default(),
             clock: SystemTime::now,
         }
     }
@@ -190,6 +203,17 @@ impl Evaluator {
     pub fn with_jwks(mut self, jwks: JwksKeys) -> Evaluator {
         self.jwks = Some(jwks);
         self
+    }
+
+    /// The same evaluator refusing tokens of revoked viewers held in `revocations`.
+    pub fn with_revocations(mut self, revocations: Revocations) -> Evaluator {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The viewer revocations this evaluator checks.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// The JWKS key service, when any tenant has a JWKS URL.
@@ -247,6 +271,7 @@ impl Evaluator {
                     mode,
                     memo,
                     now,
+                    revocations: &self.revocations,
                 };
                 let d = check.run(None);
                 match self.refetched_keys(snapshot, entry, &d).await {
@@ -342,6 +367,7 @@ struct JwtCheck<'a> {
     memo: Option<&'a VerifiedSignatures>,
     /// Now, in seconds since the Unix epoch (a clock that cannot say never gets this far).
     now: f64,
+    revocations: &'a Revocations,
 }
 
 impl JwtCheck<'_> {
@@ -365,7 +391,30 @@ impl JwtCheck<'_> {
         let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
         match jwt::check_with_memo(&token, keys, self.rules, &ctx, self.memo) {
             Ok(verified) => {
-                let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
+                let claim = self
+                    .snapshot
+                    .tenant(&entry.tenant)
+                    .and_then(|t| t.viewer_claim.as_deref())
+                    .unwrap_or(DEFAULT_VIEWER_CLAIM);
+                let viewer = viewer_id(&verified.claims, claim);
+                let time = |name: &str| verified.claims.get(name).and_then(|v| v.as_f64());
+                let iat = time("iat");
+                let revoked = viewer.as_deref().is_some_and(|v| {
+                    self.revocations
+                        .covers(&entry.tenant, v, iat, self.now as u64)
+                });
+                let mut d = if revoked {
+                    Decision::new(
+                        entry,
+                        false,
+                        Reason::ViewerRevoked,
+                        "the viewer was revoked after this token was issued",
+                    )
+                } else {
+                    Decision::new(entry, true, Reason::Allowed, "token verified")
+                };
+                d.token_times = time("exp").map(|exp| (exp as u64, iat.map(|i| i as u64)));
+                d.viewer = viewer;
                 d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
                 d.kid = Some(verified.kid);
                 d
@@ -382,6 +431,22 @@ impl JwtCheck<'_> {
             }
         }
     }
+}
+
+/// The claim naming the viewer when the tenant names none (SPEC §9).
+pub const DEFAULT_VIEWER_CLAIM: &str = "sub";
+/// Longest viewer id kept; a longer claim names no viewer.
+const MAX_VIEWER_ID: usize = 256;
+
+/// The viewer id in `claims[claim]`: a string as is, a number as written; anything else (or
+/// longer than 256 bytes) names no viewer.
+fn viewer_id(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -> Option<String> {
+    let id = match claims.get(claim)? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!id.is_empty() && id.len() <= MAX_VIEWER_ID).then_some(id)
 }
 
 /// Seconds since the Unix epoch at `at`, as a float (NumericDate precision); `None` when `at` is

@@ -20,6 +20,8 @@
 //!   kept in an embedded database.
 //! - [`spec`]: how a key and a policy are written down (config file, API, database): one shape each.
 //! - [`reload`]: SIGHUP and JWKS refreshes, as thin callers of [`enforce`].
+//! - [`sessions`]: live sessions (SPEC §9): the table of allowed sessions, cut at token expiry,
+//!   viewer revocations, sessions per viewer.
 //! - [`reason`]: the stable reason codes.
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`recent`], [`status`]: the last minute of counters and the `usher status` report.
@@ -45,6 +47,7 @@ pub mod reason;
 pub mod recent;
 pub mod reload;
 pub mod serve;
+pub mod sessions;
 pub mod setup;
 pub mod shutdown;
 pub mod spec;

@@ -36,11 +36,15 @@ pub enum Reason {
     WebhookOverloaded,
     /// `/v1/test` without `fire_webhook`: the webhook was not called.
     WebhookTestSkipped,
+    /// The viewer was revoked after this token was issued (SPEC §9).
+    ViewerRevoked,
+    /// The viewer already holds the policy's maximum of sessions (SPEC §9).
+    ViewerSessionLimit,
 }
 
 impl Reason {
     /// Every reason, for metrics pre-registration and tests.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 28] = [
         Reason::Allowed,
         Reason::PolicyDeny,
         Reason::BadTrigger,
@@ -67,6 +71,8 @@ impl Reason {
         Reason::WebhookBlockedSsrf,
         Reason::WebhookOverloaded,
         Reason::WebhookTestSkipped,
+        Reason::ViewerRevoked,
+        Reason::ViewerSessionLimit,
     ];
 
     /// The position of this reason in [`Reason::ALL`] (metrics index their counters by it).
@@ -103,6 +109,8 @@ impl Reason {
             Reason::WebhookBlockedSsrf => "webhook-blocked-ssrf",
             Reason::WebhookOverloaded => "webhook-overloaded",
             Reason::WebhookTestSkipped => "webhook-test-skipped",
+            Reason::ViewerRevoked => "viewer-revoked",
+            Reason::ViewerSessionLimit => "viewer-session-limit",
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::mist::{Backoff, InvalidationQueue, MistClient};
 use crate::net::client::GuardedClient;
 use crate::policy::store::Snapshot;
 use crate::reload;
+use crate::sessions::{Revocations, Sessions};
 use crate::setup;
 use crate::shutdown::{self, Shutdown};
 use crate::state::StateDb;
@@ -52,10 +53,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         tracing::warn!("no control token is configured: every /v1/ call is refused");
     }
     let mist = MistClient::new(&config.mist)?;
+    let sessions = Sessions::new(
+        config.sessions.max_entries,
+        Duration::from_secs(config.cache.allow_ttl_s),
+        Revocations::default(),
+    );
     let evaluator = match &jwks {
         Some(j) => loaded.evaluator.with_jwks(j.clone()),
         None => loaded.evaluator,
-    };
+    }
+    .with_revocations(sessions.revocations().clone());
     let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
     let cache = DecisionCache::new(&config.cache);
     let enforcer = Enforcer::start(Parts {
@@ -68,8 +75,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         mist: Arc::new(queue.clone()),
         mist_api: Some(mist),
         ack_wait: Duration::from_millis(config.mist.ack_wait_ms),
+        sessions: sessions.clone(),
+        revocation_max_age: Duration::from_secs(config.sessions.revocation_max_age_s),
     })
     .await?;
+    let session_timer = tokio::spawn(crate::sessions::timer::run(
+        sessions,
+        Arc::new(enforcer.clone()),
+    ));
     let app = App::new(config, evaluator, cache, enforcer);
     if let Some(j) = &jwks {
         tokio::spawn(reload::follow_jwks(app.clone(), j.clone()));
@@ -138,6 +151,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = control_task.await;
     queue.shutdown();
     sampler.abort();
+    session_timer.abort();
     if let Some(j) = drained.evaluator().jwks() {
         j.shutdown();
     }

@@ -139,6 +139,15 @@ pub struct PolicySpec {
     pub object_claim: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lifetime_s: Option<u64>,
+    /// `jwt` only (SPEC §9): end the session when its token expires (`exp` + 60 s leeway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_at_exp: Option<bool>,
+    /// `jwt` only (SPEC §9): most sessions one viewer holds at once, tenant-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions_per_viewer: Option<u32>,
+    /// `jwt` only: `deny-new` (default) or `end-oldest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exceed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

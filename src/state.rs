@@ -1,7 +1,9 @@
 //! What the control plane sets, kept on disk: an embedded redb database at `[state] dir`/`usher.redb`
 //! with a table of API keys and one of API policies (each value a JSON [`KeySpec`] or
 //! [`PolicySpec`]), and the table of stream names whose invalidation MistServer has not yet
-//! acknowledged (SPEC §5: written in the same transaction as the change that invalidates them).
+//! acknowledged (SPEC §5: written in the same transaction as the change that invalidates them),
+//! which also holds the `stop_sessid` commands owed (SPEC §9, keys of `mist::command`), and the
+//! table of viewer revocations (SPEC §9).
 //!
 //! usher never starts with less than was stored: an existing state file that is empty, unreadable
 //! or corrupt stops it with an error naming the file, and a panic inside redb is caught and
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 
+use crate::sessions::Revocation;
 use crate::spec::{KeySpec, PolicySpec};
 
 /// kid → [`KeySpec`] as JSON.
@@ -22,6 +25,8 @@ const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
 const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
 /// stream name → the sequence number of the last change that invalidated it.
 const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_invalidations");
+/// `["tenant","viewer"]` (JSON) → [`Revocation`] as JSON (SPEC §9).
+const REVOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("viewer_revocations");
 /// Counters: [`PENDING_SEQ`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last sequence number handed to pending names.
@@ -103,6 +108,17 @@ pub enum Write {
     PutKey(String, KeySpec),
     PutPolicy(String, PolicySpec),
     DeletePolicy(String),
+    /// Store a viewer revocation (SPEC §9).
+    RevokeViewer {
+        tenant: String,
+        viewer: String,
+        revocation: Revocation,
+    },
+    /// Forget a viewer revocation that no longer matters.
+    ForgetViewer {
+        tenant: String,
+        viewer: String,
+    },
 }
 
 /// Stream names stored as pending by one commit.
@@ -168,6 +184,7 @@ impl StateDb {
         txn.open_table(POLICIES).map_err(|e| db_err(e.into()))?;
         txn.open_table(PENDING).map_err(|e| db_err(e.into()))?;
         txn.open_table(META).map_err(|e| db_err(e.into()))?;
+        txn.open_table(REVOCATIONS).map_err(|e| db_err(e.into()))?;
         txn.commit().map_err(|e| db_err(e.into()))?;
         Ok(StateDb {
             db: Arc::new(db),
@@ -212,9 +229,21 @@ impl StateDb {
             {
                 for write in &writes {
                     let (table, name, json) = match write {
-                        Write::PutKey(kid, r) => (KEYS, kid, Some(to_json(r))),
-                        Write::PutPolicy(object, r) => (POLICIES, object, Some(to_json(r))),
-                        Write::DeletePolicy(object) => (POLICIES, object, None),
+                        Write::PutKey(kid, r) => (KEYS, kid.clone(), Some(to_json(r))),
+                        Write::PutPolicy(object, r) => (POLICIES, object.clone(), Some(to_json(r))),
+                        Write::DeletePolicy(object) => (POLICIES, object.clone(), None),
+                        Write::RevokeViewer {
+                            tenant,
+                            viewer,
+                            revocation,
+                        } => (
+                            REVOCATIONS,
+                            to_json(&(tenant, viewer)),
+                            Some(to_json(revocation)),
+                        ),
+                        Write::ForgetViewer { tenant, viewer } => {
+                            (REVOCATIONS, to_json(&(tenant, viewer)), None)
+                        }
                     };
                     let mut table = txn.open_table(table).map_err(|e| err(e.into()))?;
                     match json {
@@ -250,6 +279,29 @@ impl StateDb {
                 }
             }
             txn.commit().map_err(|e| err(e.into()))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every stored viewer revocation: (tenant, viewer, revocation).
+    pub async fn revocations(&self) -> Result<Vec<(String, String, Revocation)>, StateError> {
+        self.with_db(|db, path| {
+            let err = db_error(path);
+            let txn = db.begin_read().map_err(|e| err(e.into()))?;
+            let table = txn.open_table(REVOCATIONS).map_err(|e| err(e.into()))?;
+            let rows: Vec<(String, Revocation)> = read_table(&table, path)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (key, revocation) in rows {
+                let (tenant, viewer) =
+                    serde_json::from_str::<(String, String)>(&key).map_err(|_| {
+                        StateError::Corrupt {
+                            path: path.display().to_string(),
+                            name: key.clone(),
+                        }
+                    })?;
+                out.push((tenant, viewer, revocation));
+            }
             Ok(out)
         })
         .await

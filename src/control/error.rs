@@ -44,6 +44,7 @@ impl ApiError {
                 | Refused::InvalidPolicy(_)
                 | Refused::UrlRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 Refused::NotFound(_) => StatusCode::NOT_FOUND,
+                Refused::TooManyRevocations(_) => StatusCode::CONFLICT,
                 Refused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -67,6 +68,7 @@ impl ApiError {
                 Refused::InvalidPolicy(_) => "invalid-policy",
                 Refused::UrlRefused { code, .. } => code,
                 Refused::Storage(_) => "storage-error",
+                Refused::TooManyRevocations(_) => "too-many-revocations",
             },
         }
     }

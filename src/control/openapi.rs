@@ -139,6 +139,10 @@ pub struct PolicyView {
     pub required_claims: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     pub object_claim: Option<String>,
     pub max_lifetime_s: Option<u64>,
+    pub cut_at_exp: Option<bool>,
+    pub max_sessions_per_viewer: Option<u32>,
+    /// `deny-new` or `end-oldest`.
+    pub on_exceed: Option<String>,
     pub url: Option<String>,
     /// Always `********`.
     pub secret: Option<String>,

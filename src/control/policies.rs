@@ -93,6 +93,9 @@ pub fn view(entry: &PolicyEntry) -> Value {
             "required_claims": rules.required_claims,
             "object_claim": rules.object_claim,
             "max_lifetime_s": rules.max_lifetime_s,
+            "cut_at_exp": rules.sessions.cut_at_exp,
+            "max_sessions_per_viewer": rules.sessions.max_per_viewer,
+            "on_exceed": rules.sessions.on_exceed.as_str(),
         }),
         Policy::Webhook(hook) => json!({
             "url": hook.url.as_str(),

@@ -36,6 +36,14 @@ pub enum Change {
     Reload(Box<Snapshot>),
     /// The JWKS sets of these tenants changed.
     JwksChanged { tenants: Vec<String> },
+    /// Refuse the viewer's tokens issued before `before` (default now) and end the viewer's live
+    /// sessions (SPEC §9). Stored in the `viewer_revocations` table; drops the tenant's cached
+    /// decisions without asking MistServer to re-check them (the viewer's sessions are ended).
+    RevokeViewer {
+        tenant: String,
+        viewer: String,
+        before: Option<u64>,
+    },
 }
 
 impl Change {
@@ -49,6 +57,7 @@ impl Change {
             Change::Invalidate(_) => "invalidate",
             Change::Reload(_) => "reload",
             Change::JwksChanged { .. } => "jwks",
+            Change::RevokeViewer { .. } => "revoke-viewer",
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct Applied {
     pub policy: Option<Arc<PolicyEntry>>,
     /// What was invalidated.
     pub invalidated: Invalidated,
+    /// A viewer revocation: what is now held, and how many live sessions it ended.
+    pub revocation: Option<(crate::sessions::Revocation, usize)>,
 }
 
 /// What an invalidation did; part of the answer of every invalidating API call.
@@ -144,6 +155,9 @@ pub enum Refused {
         /// The guard's message.
         message: String,
     },
+    /// Too many viewer revocations are held.
+    #[error("{0}")]
+    TooManyRevocations(String),
     /// The state database failed.
     #[error("{0}")]
     Storage(#[from] StateError),

@@ -10,13 +10,15 @@
 //!
 //! The parts: [`change`] (the vocabulary), `edit` (control-plane edits as pure functions of the
 //! snapshot), [`layers`] (composing the layers, diffing snapshots), [`affected`] (which streams a
-//! change touches), [`notify`] (the MistServer side).
+//! change touches), [`notify`] (the MistServer side), `viewers` (viewer revocations and ending
+//! sessions through the durable queue, SPEC §9).
 
 pub mod affected;
 pub mod change;
 mod edit;
 pub mod layers;
 pub mod notify;
+mod viewers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,7 @@ use crate::net::guard::SsrfGuard;
 use crate::policy::build;
 use crate::policy::model::Source;
 use crate::policy::store::{PolicyStore, Snapshot};
+use crate::sessions::Sessions;
 use crate::spec::KeySpec;
 use crate::state::{Pending, StateDb, StateError};
 
@@ -64,6 +67,10 @@ pub struct Parts {
     pub mist_api: Option<MistClient>,
     /// How long `apply` waits for MistServer's acknowledgement.
     pub ack_wait: Duration,
+    /// The live-session table and viewer revocations (SPEC §9).
+    pub sessions: Sessions,
+    /// How long a revocation is kept for a tenant whose token lifetimes are unbounded.
+    pub revocation_max_age: Duration,
 }
 
 /// The layers a change may touch; reachable only through the write lock.
@@ -81,6 +88,8 @@ struct Inner {
     mist: Arc<dyn MistNotifier>,
     mist_api: Option<MistClient>,
     ack_wait: Duration,
+    sessions: Sessions,
+    revocation_max_age: Duration,
 }
 
 /// The handle; cheap to clone.
@@ -113,6 +122,7 @@ impl Enforcer {
             );
             parts.mist.enqueue(pending);
         }
+        viewers::load(&parts.db, parts.sessions.revocations()).await?;
         Ok(Enforcer {
             inner: Arc::new(Inner {
                 store: PolicyStore::new(snapshot),
@@ -126,6 +136,8 @@ impl Enforcer {
                 mist: parts.mist,
                 mist_api: parts.mist_api,
                 ack_wait: parts.ack_wait,
+                sessions: parts.sessions,
+                revocation_max_age: parts.revocation_max_age,
             }),
         })
     }
@@ -133,6 +145,11 @@ impl Enforcer {
     /// The current snapshot; cheap, lock-free, and stable for as long as it is held.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.store.load()
+    }
+
+    /// The live-session table and viewer revocations.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// MistServer's queue, for metrics; `None` without one.
@@ -143,6 +160,14 @@ impl Enforcer {
     /// Applies one change: validate, commit (with the names it invalidates), swap, drop the
     /// cached decisions, then tell MistServer. On `Err` nothing changed.
     pub async fn apply(&self, change: Change) -> Result<Applied, Refused> {
+        if let Change::RevokeViewer {
+            tenant,
+            viewer,
+            before,
+        } = change
+        {
+            return self.revoke_viewer(tenant, viewer, before).await;
+        }
         let kind = change.kind();
         let prepared = self.prepare(&change).await?;
         let mut layers = self.inner.writes.lock().await;
@@ -189,6 +214,7 @@ impl Enforcer {
             key: edit.key,
             policy: edit.policy,
             invalidated,
+            revocation: None,
         })
     }
 
@@ -375,6 +401,8 @@ async fn edit_for(
             let key = api_key(&kid, &spec)?;
             edit::put_key(old, &kid, &spec, key)
         }
+        // Applied by `revoke_viewer` before an edit is asked for.
+        (Change::RevokeViewer { .. }, _) => Ok(Edit::invalidate(Target::Streams(Vec::new()))),
     }
 }
 

@@ -91,6 +91,12 @@ async fn harness_on(tmp: tempfile::TempDir, db: StateDb) -> Harness {
         mist: mist.clone(),
         mist_api: None,
         ack_wait: Duration::from_millis(10),
+        sessions: crate::sessions::Sessions::new(
+            1000,
+            Duration::from_secs(600),
+            crate::sessions::Revocations::default(),
+        ),
+        revocation_max_age: Duration::from_secs(3600),
     })
     .await
     .unwrap();

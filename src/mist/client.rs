@@ -177,6 +177,15 @@ impl MistClient {
         self.command(command).await.map(drop)
     }
 
+    /// Sends a chunk of the durable queue's keys (stream names to invalidate, sessions to end, see
+    /// [`super::command`]) as one API call. An empty chunk makes no call.
+    pub async fn send_queued(&self, chunk: &[String]) -> Result<(), MistError> {
+        match super::command::api_body(chunk) {
+            Some(body) => self.command(body).await.map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// The names of the streams MistServer has active now (`{"active_streams": true}`), so an
     /// invalidation can name streams usher has not seen since it started. Accepts MistServer's
     /// list form and its object form (stream name → details).

@@ -6,10 +6,12 @@
 //! - [`backoff`]: the retry delays.
 //! - [`setup`]: `usher mist-setup`, registering usher's triggers.
 //! - `book`: the queue's pure bookkeeping (pending names, tickets).
+//! - [`command`]: the queue's keys: stream names to invalidate, sessions to end (`stop_sessid`).
 
 pub mod backoff;
 mod book;
 pub mod client;
+pub mod command;
 pub mod queue;
 pub mod setup;
 

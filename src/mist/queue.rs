@@ -144,6 +144,16 @@ impl InvalidationQueue {
         ticket
     }
 
+    /// Queues `stop_sessid` for these sessions (each with the sequence number it is stored under,
+    /// 0 when it is not), merged and retried like invalidations (SPEC §9).
+    pub fn stop_sessions(&self, sessions: impl IntoIterator<Item = (String, u64)>) -> Ticket {
+        self.enqueue(
+            sessions
+                .into_iter()
+                .map(|(id, seq)| (super::command::stop_key(&id), seq)),
+        )
+    }
+
     /// Whether MistServer has accepted every name enqueued up to `ticket`.
     pub fn is_acknowledged(&self, ticket: Ticket) -> bool {
         ticket.refused() == 0 && *self.shared.acked.borrow() >= ticket.seq()
@@ -235,7 +245,7 @@ async fn send_batch(
 ) -> Option<bool> {
     for chunk in chunks {
         let result = tokio::select! {
-            r = client.invalidate_sessions(&chunk) => r,
+            r = client.send_queued(&chunk) => r,
             _ = stop.changed() => return None,
         };
         match result {

@@ -57,6 +57,7 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
             problems.push(format!("tenants: tenant {:?} is defined twice", t.id));
         }
         snapshot.tenant_mut(&t.id).jwks_url = t.jwks_url.clone();
+        snapshot.tenant_mut(&t.id).viewer_claim = t.viewer_claim.clone();
     }
 
     let mut kids = HashSet::new();
@@ -179,7 +180,10 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
         || p.required_audience.is_some()
         || !p.required_claims.is_empty()
         || p.object_claim.is_some()
-        || p.max_lifetime_s.is_some();
+        || p.max_lifetime_s.is_some()
+        || p.cut_at_exp.is_some()
+        || p.max_sessions_per_viewer.is_some()
+        || p.on_exceed.is_some();
     let webhook_fields = p.url.is_some() || p.secret.is_some() || p.timeout_ms.is_some();
     let policy = match p.kind.as_str() {
         "public" | "deny" if jwt_fields || webhook_fields => {
@@ -202,6 +206,15 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     .collect::<BTreeMap<_, _>>(),
                 object_claim: p.object_claim.clone(),
                 max_lifetime_s: p.max_lifetime_s,
+                sessions: crate::sessions::SessionRules::from_spec(
+                    p.cut_at_exp,
+                    p.max_sessions_per_viewer,
+                    p.on_exceed.as_deref(),
+                )
+                .unwrap_or_else(|e| {
+                    errs.push(e);
+                    crate::sessions::SessionRules::default()
+                }),
             }))
         }
         "webhook" => {

@@ -40,6 +40,8 @@ pub struct JwtPolicy {
     pub object_claim: Option<String>,
     /// `exp - now` may not exceed this.
     pub max_lifetime_s: Option<u64>,
+    /// Live-session rules (SPEC §9): cut at expiry, sessions per viewer.
+    pub sessions: crate::sessions::SessionRules,
 }
 
 /// Default webhook timeout (SPEC §2).

@@ -25,6 +25,8 @@ pub struct Tenant {
     pub active: TenantKeys,
     pub revoked: HashMap<String, Arc<VerifyingKey>>,
     pub jwks_url: Option<String>,
+    /// The claim naming the viewer (SPEC §9); `sub` when `None`.
+    pub viewer_claim: Option<String>,
 }
 
 impl Snapshot {

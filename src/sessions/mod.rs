@@ -1,0 +1,319 @@
+//! Live sessions (SPEC §9): MistServer asks once per session and then holds the answer, so usher
+//! keeps a bounded table of the sessions it allowed and acts on them through MistServer's session
+//! API — ending a session when its token expires (`cut_at_exp`), when its viewer is revoked, or
+//! when its viewer opens more sessions than the policy allows (`end-oldest`).
+//!
+//! The parts: [`table`] (the pure table and its deadlines), [`revocations`] (viewer revocations),
+//! [`rules`] (what a policy asks), [`timer`] (the one task that acts on deadlines). Ending a
+//! session goes through the durable MistServer queue (`Enforcer::end_sessions`).
+//!
+//! The table is fed on admission, after a fresh `jwt` evaluation allowed a session; a cached allow
+//! only checks that its session is still tracked (one hash lookup). It is emptied by `USER_END`,
+//! by usher ending a session, and by age: an entry without `cut_at_exp` is forgotten at the later
+//! of token `exp` + leeway and admission + `cache.allow_ttl_s`, and never later than
+//! [`MAX_AGE`] after admission, so a lost `USER_END` cannot hold a slot for ever.
+//!
+//! No lock here is held across an `.await`.
+
+pub mod config;
+pub mod revocations;
+pub mod rules;
+pub mod table;
+pub mod timer;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use revocations::{Revocation, Revocations};
+pub use rules::{OnExceed, SessionRules};
+pub use table::Facts;
+
+use crate::jwt::LEEWAY_S;
+use crate::reason::Reason;
+use table::Table;
+
+/// Longest an entry is kept without `USER_END` (a token with a far `exp` and no cut).
+pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Most deadlines acted on in one round of the timer (the rest follow at once).
+pub const MAX_DUE_PER_ROUND: usize = 10_000;
+
+/// Why usher ended a session (the `cause` label of `usher_sessions_ended_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Expiry,
+    Revocation,
+    Limit,
+}
+
+impl Cause {
+    const ALL: [Cause; 3] = [Cause::Expiry, Cause::Revocation, Cause::Limit];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::Expiry => "expiry",
+            Cause::Revocation => "revocation",
+            Cause::Limit => "limit",
+        }
+    }
+}
+
+/// The outcome of admitting an allowed session.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// `Some` when the session must be refused after all.
+    pub refused: Option<(Reason, &'static str)>,
+    /// Sessions to end through MistServer (the oldest ones, under `end-oldest`).
+    pub stop: Vec<String>,
+}
+
+/// The live-session table, revocations and counters; cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    table: Mutex<Table>,
+    revocations: Revocations,
+    wake: Notify,
+    allow_ttl: Duration,
+    max_entries: usize,
+    ended: [AtomicU64; 3],
+    forgotten_by_end: AtomicU64,
+    forgotten_by_age: AtomicU64,
+    untracked: AtomicU64,
+}
+
+impl Sessions {
+    /// A table of at most `max_entries` sessions (0 turns tracking off: policies that need it
+    /// refuse their sessions), forgetting untouched entries after `allow_ttl` at the earliest.
+    pub fn new(max_entries: usize, allow_ttl: Duration, revocations: Revocations) -> Sessions {
+        Sessions {
+            inner: Arc::new(Inner {
+                table: Mutex::new(Table::new(max_entries)),
+                revocations,
+                wake: Notify::new(),
+                allow_ttl,
+                max_entries,
+                ended: Default::default(),
+                forgotten_by_end: AtomicU64::new(0),
+                forgotten_by_age: AtomicU64::new(0),
+                untracked: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The revocations in force (shared with the evaluator).
+    pub fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
+    }
+
+    /// Admits a session a fresh `jwt` evaluation allowed, at `now_unix`: checks the viewer's
+    /// revocation again (a revocation applied while the evaluation ran ends or refuses it here,
+    /// under the table lock, never both missed), applies the policy's cap, and tracks it. A
+    /// session already tracked (a re-check after `invalidate_sessions`) is not counted again.
+    pub fn admit(
+        &self,
+        session_id: &str,
+        facts: &Facts<'_>,
+        rules: SessionRules,
+        now_unix: f64,
+    ) -> Admission {
+        let mut out = Admission::default();
+        let mut table = self.table();
+        if let Some(viewer) = facts.viewer
+            && self.inner.revocations.covers(
+                facts.tenant,
+                viewer,
+                facts.iat.map(|i| i as f64),
+                now_unix as u64,
+            )
+        {
+            out.refused = Some((Reason::ViewerRevoked, "the viewer is revoked"));
+            return out;
+        }
+        if table.contains(session_id) {
+            return out;
+        }
+        if let Some(max) = rules.max_per_viewer {
+            let Some(viewer) = facts.viewer else {
+                out.refused = Some((
+                    Reason::ViewerSessionLimit,
+                    "the token names no viewer to count sessions of",
+                ));
+                return out;
+            };
+            let held = table.viewer_sessions(facts.tenant, viewer);
+            if held >= max {
+                match rules.on_exceed {
+                    OnExceed::DenyNew => {
+                        out.refused = Some((
+                            Reason::ViewerSessionLimit,
+                            "the viewer holds its maximum of sessions",
+                        ));
+                        return out;
+                    }
+                    OnExceed::EndOldest => {
+                        let n = (held - max + 1) as usize;
+                        out.stop = table.take_oldest(facts.tenant, viewer, n);
+                        self.count_ended(Cause::Limit, out.stop.len());
+                    }
+                }
+            }
+        }
+        if table.is_full() {
+            self.inner.untracked.fetch_add(1, Ordering::Relaxed);
+            if rules.need_tracking() {
+                out.refused = Some((
+                    Reason::ViewerSessionLimit,
+                    "the session table is full ([sessions] max_entries)",
+                ));
+            }
+            return out;
+        }
+        let now = Instant::now();
+        let until_exp = (facts.exp as f64 + LEEWAY_S - now_unix).max(0.0);
+        let (due, cut) = if rules.cut_at_exp {
+            (now + Duration::from_secs_f64(until_exp.min(1e9)), true)
+        } else {
+            let keep = Duration::from_secs_f64(until_exp.min(1e9))
+                .max(self.inner.allow_ttl)
+                .min(MAX_AGE);
+            (now + keep, false)
+        };
+        let earliest = table.next_due();
+        table.insert(session_id, facts, due, cut);
+        drop(table);
+        if earliest.is_none_or(|e| due < e) {
+            self.inner.wake.notify_one();
+        }
+        out
+    }
+
+    /// Whether the table tracks sessions at all (`[sessions] max_entries` > 0).
+    pub fn tracking(&self) -> bool {
+        self.inner.max_entries > 0
+    }
+
+    /// Whether session `id` is tracked (a cached allow of a session usher no longer tracks is
+    /// evaluated again).
+    pub fn is_tracked(&self, id: &str) -> bool {
+        self.table().contains(id)
+    }
+
+    /// `USER_END`: forgets the session, freeing its viewer's slot.
+    pub fn end(&self, id: &str) {
+        if self.table().remove(id) {
+            self.inner.forgotten_by_end.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The viewer's sessions a revocation at `before` covers (not forgotten).
+    pub fn viewer_sessions(&self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
+        self.table().viewer_ids(tenant, viewer, before)
+    }
+
+    /// Forgets the viewer's sessions a revocation at `before` covers and returns them, to be
+    /// ended.
+    pub fn take_viewer(&self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
+        let ids = self.table().take_viewer(tenant, viewer, before);
+        self.count_ended(Cause::Revocation, ids.len());
+        ids
+    }
+
+    /// Sessions tracked.
+    pub fn len(&self) -> usize {
+        self.table().len()
+    }
+
+    /// Whether none is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.table().is_empty()
+    }
+
+    /// Sessions per (tenant, stream), sorted.
+    pub fn counts(&self) -> Vec<(String, String, u32)> {
+        self.table().counts()
+    }
+
+    /// Sessions ended by usher for `cause` since start.
+    pub fn ended(&self, cause: Cause) -> u64 {
+        self.inner.ended[cause as usize].load(Ordering::Relaxed)
+    }
+
+    /// Appends the session metrics to a Prometheus text (no ids in any label).
+    pub fn render_metrics(&self, out: &mut String) {
+        let tracked = self.len();
+        let _ = writeln!(
+            out,
+            "# HELP usher_sessions_tracked Live sessions in usher's session table.\n\
+             # TYPE usher_sessions_tracked gauge\nusher_sessions_tracked {tracked}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP usher_sessions_ended_total Sessions usher ended through MistServer, by cause.\n\
+             # TYPE usher_sessions_ended_total counter"
+        );
+        for cause in Cause::ALL {
+            let n = self.ended(cause);
+            let _ = writeln!(
+                out,
+                "usher_sessions_ended_total{{cause=\"{}\"}} {n}",
+                cause.as_str()
+            );
+        }
+        let (by_end, by_age) = (
+            self.inner.forgotten_by_end.load(Ordering::Relaxed),
+            self.inner.forgotten_by_age.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP usher_sessions_forgotten_total Sessions that left the table without usher ending them.\n\
+             # TYPE usher_sessions_forgotten_total counter\n\
+             usher_sessions_forgotten_total{{cause=\"user_end\"}} {by_end}\n\
+             usher_sessions_forgotten_total{{cause=\"age\"}} {by_age}"
+        );
+        let untracked = self.inner.untracked.load(Ordering::Relaxed);
+        let revocations = self.inner.revocations.len();
+        let _ = writeln!(
+            out,
+            "# HELP usher_sessions_untracked_total Allowed sessions not tracked because the table was full.\n\
+             # TYPE usher_sessions_untracked_total counter\nusher_sessions_untracked_total {untracked}\n\
+             # HELP usher_viewer_revocations Viewer revocations in force.\n\
+             # TYPE usher_viewer_revocations gauge\nusher_viewer_revocations {revocations}"
+        );
+    }
+
+    /// The earliest deadline, and a future that resolves when an earlier one may have arrived.
+    fn next_due(&self) -> Option<Instant> {
+        self.table().next_due()
+    }
+
+    /// Takes the sessions due at `now`: the ones to cut, counted; the forgotten ones, counted.
+    fn take_due(&self, now: Instant) -> Vec<String> {
+        let due = self.table().take_due(now, MAX_DUE_PER_ROUND);
+        self.count_ended(Cause::Expiry, due.cut.len());
+        self.inner
+            .forgotten_by_age
+            .fetch_add(due.forgotten as u64, Ordering::Relaxed);
+        due.cut
+    }
+
+    fn count_ended(&self, cause: Cause, n: usize) {
+        self.inner.ended[cause as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // Every table update is a few map operations: a panic elsewhere leaves it consistent.
+        self.inner.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+use std::sync::Mutex;
+
+use super::timer::{self, SessionStopper};
+use super::*;
+use crate::mist::BoxFuture;
+
+const NOW: f64 = 1_000_000.0;
+
+fn sessions(max: usize) -> Sessions {
+    Sessions::new(max, Duration::from_secs(600), Revocations::default())
+}
+
+fn facts<'a>(viewer: &'a str, exp: u64) -> Facts<'a> {
+    Facts {
+        stream: "live+a",
+        tenant: "t1",
+        kid: Some("k1"),
+        viewer: Some(viewer),
+        exp,
+        iat: Some(NOW as u64 - 10),
+    }
+}
+
+fn id(n: u32) -> String {
+    format!("{n:064x}")
+}
+
+fn limit(max: u32, on_exceed: OnExceed) -> SessionRules {
+    SessionRules {
+        cut_at_exp: false,
+        max_per_viewer: Some(max),
+        on_exceed,
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Instant, Vec<String>)>>);
+
+impl SessionStopper for Recorder {
+    fn stop_sessions(&self, ids: Vec<String>) -> BoxFuture<'_, ()> {
+        self.0.lock().unwrap().push((Instant::now(), ids));
+        Box::pin(std::future::ready(()))
+    }
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_is_cut_within_a_second_of_exp_plus_leeway() {
+    let s = sessions(10);
+    let stopper = Arc::new(Recorder::default());
+    let task = tokio::spawn(timer::run(s.clone(), stopper.clone()));
+    let start = Instant::now();
+    let cut = SessionRules {
+        cut_at_exp: true,
+        ..SessionRules::default()
+    };
+    // exp 55 s ago: inside the 60 s leeway, cut 5 s from now.
+    let a = s.admit(&id(1), &facts("v", NOW as u64 - 55), cut, NOW);
+    assert_eq!(a, Admission::default());
+    s.admit(
+        &id(2),
+        &facts("w", NOW as u64 + 3600),
+        SessionRules::default(),
+        NOW,
+    );
+    settle().await;
+    tokio::time::advance(Duration::from_millis(4_900)).await;
+    settle().await;
+    assert!(
+        stopper.0.lock().unwrap().is_empty(),
+        "not before exp + leeway"
+    );
+    tokio::time::advance(Duration::from_millis(200)).await;
+    settle().await;
+    let calls = stopper.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, vec![id(1)]);
+    let late = calls[0].0 - start;
+    assert!(
+        late >= Duration::from_secs(5) && late < Duration::from_secs(6),
+        "{late:?}"
+    );
+    assert_eq!(s.ended(Cause::Expiry), 1);
+    assert_eq!(s.len(), 1, "the session without cut_at_exp stays");
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_deadline_wakes_the_timer_sleeping_on_a_later_one() {
+    let s = sessions(10);
+    let stopper = Arc::new(Recorder::default());
+    let task = tokio::spawn(timer::run(s.clone(), stopper.clone()));
+    let cut = SessionRules {
+        cut_at_exp: true,
+        ..SessionRules::default()
+    };
+    s.admit(&id(1), &facts("v", NOW as u64 + 3600), cut, NOW);
+    settle().await;
+    s.admit(&id(2), &facts("v", NOW as u64 - 59), cut, NOW);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(1_100)).await;
+    settle().await;
+    assert_eq!(stopper.0.lock().unwrap().len(), 1);
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_user_end_frees_the_slot_by_age() {
+    let s = sessions(10);
+    let task = tokio::spawn(timer::run(s.clone(), Arc::new(Recorder::default())));
+    let rules = limit(1, OnExceed::DenyNew);
+    // Token expired 30 s ago (inside the leeway): kept for the allow TTL (600 s), the later one.
+    assert!(
+        s.admit(&id(1), &facts("v", NOW as u64 - 30), rules, NOW)
+            .refused
+            .is_none()
+    );
+    assert!(
+        s.admit(&id(2), &facts("v", NOW as u64 - 30), rules, NOW)
+            .refused
+            .is_some()
+    );
+    settle().await;
+    tokio::time::advance(Duration::from_secs(599)).await;
+    settle().await;
+    assert_eq!(s.len(), 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert!(s.is_empty(), "forgotten by age, without USER_END");
+    assert_eq!(s.ended(Cause::Expiry), 0, "forgetting is not ending");
+    assert!(
+        s.admit(&id(2), &facts("v", NOW as u64 + 60), rules, NOW)
+            .refused
+            .is_none()
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_recheck_of_a_tracked_session_is_not_counted_twice() {
+    let s = sessions(10);
+    let rules = limit(1, OnExceed::DenyNew);
+    assert!(
+        s.admit(&id(1), &facts("v", NOW as u64 + 60), rules, NOW)
+            .refused
+            .is_none()
+    );
+    let again = s.admit(&id(1), &facts("v", NOW as u64 + 60), rules, NOW);
+    assert_eq!(again, Admission::default());
+    assert_eq!(s.len(), 1);
+}
+
+#[tokio::test]
+async fn deny_new_refuses_the_third_session_and_user_end_frees_a_slot() {
+    let s = sessions(10);
+    let rules = limit(2, OnExceed::DenyNew);
+    for n in 1..=2 {
+        assert!(
+            s.admit(&id(n), &facts("v", NOW as u64 + 60), rules, NOW)
+                .refused
+                .is_none()
+        );
+    }
+    let third = s.admit(&id(3), &facts("v", NOW as u64 + 60), rules, NOW);
+    assert_eq!(third.refused.map(|r| r.0), Some(Reason::ViewerSessionLimit));
+    assert!(
+        s.admit(&id(4), &facts("w", NOW as u64 + 60), rules, NOW)
+            .refused
+            .is_none()
+    );
+    s.end(&id(1));
+    assert!(
+        s.admit(&id(3), &facts("v", NOW as u64 + 60), rules, NOW)
+            .refused
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn end_oldest_admits_the_third_session_and_ends_the_first() {
+    let s = sessions(10);
+    let rules = limit(2, OnExceed::EndOldest);
+    for n in 1..=2 {
+        s.admit(&id(n), &facts("v", NOW as u64 + 60), rules, NOW);
+    }
+    let third = s.admit(&id(3), &facts("v", NOW as u64 + 60), rules, NOW);
+    assert_eq!(third.refused, None);
+    assert_eq!(third.stop, vec![id(1)]);
+    assert_eq!(s.ended(Cause::Limit), 1);
+    assert!(!s.is_tracked(&id(1)) && s.is_tracked(&id(3)));
+}
+
+#[tokio::test]
+async fn a_revoked_viewer_is_refused_at_admission_and_its_sessions_are_taken() {
+    let s = sessions(10);
+    s.admit(
+        &id(1),
+        &facts("v", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    s.admit(
+        &id(2),
+        &facts("w", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    s.revocations().insert(
+        "t1",
+        "v",
+        Revocation {
+            before: NOW as u64,
+            forget_at: NOW as u64 + 100,
+        },
+    );
+    let again = s.admit(
+        &id(3),
+        &facts("v", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    assert_eq!(again.refused.map(|r| r.0), Some(Reason::ViewerRevoked));
+    assert_eq!(s.take_viewer("t1", "v", NOW as u64), vec![id(1)]);
+    assert_eq!(s.ended(Cause::Revocation), 1);
+    assert!(s.is_tracked(&id(2)));
+}
+
+#[tokio::test]
+async fn a_full_table_refuses_sessions_whose_policy_needs_tracking_only() {
+    let s = sessions(1);
+    s.admit(
+        &id(1),
+        &facts("v", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    let plain = s.admit(
+        &id(2),
+        &facts("w", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    assert_eq!(plain.refused, None);
+    let capped = s.admit(
+        &id(3),
+        &facts("x", NOW as u64 + 60),
+        limit(5, OnExceed::DenyNew),
+        NOW,
+    );
+    assert_eq!(
+        capped.refused.map(|r| r.0),
+        Some(Reason::ViewerSessionLimit)
+    );
+}
+
+#[tokio::test]
+async fn metrics_name_causes_never_ids() {
+    let s = sessions(10);
+    s.admit(
+        &id(1),
+        &facts("viewer-42", NOW as u64 + 60),
+        SessionRules::default(),
+        NOW,
+    );
+    let mut out = String::new();
+    s.render_metrics(&mut out);
+    assert!(out.contains("usher_sessions_tracked 1"), "{out}");
+    assert!(
+        out.contains("usher_sessions_ended_total{cause=\"limit\"} 0"),
+        "{out}"
+    );
+    assert!(!out.contains("viewer-42") && !out.contains(&id(1)) && !out.contains("live+a"));
+}
