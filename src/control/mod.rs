@@ -1,6 +1,7 @@
 //! The control API (SPEC §5, §6) on its own listener: bearer authentication, routing, bodies, and
 //! the one place where an error becomes a status and a stable code. Each resource has a file:
-//! [`keys`], [`policies`], [`invalidate`], [`test`] (the dry run); [`openapi`] describes them all,
+//! [`keys`], [`policies`], [`invalidate`], [`test`] (the dry run), [`viewers`] and [`sessions`]
+//! (live sessions, SPEC §9); [`openapi`] describes them all,
 //! and `GET /v1/status` serves [`crate::status`].
 
 pub mod error;
@@ -8,7 +9,9 @@ pub mod invalidate;
 pub mod keys;
 pub mod openapi;
 pub mod policies;
+pub mod sessions;
 pub mod test;
+pub mod viewers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,10 +142,13 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
         (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
         (["status"], Method::GET) => Ok(status(ctl)),
+        (["viewers", "revoke"], Method::POST) => viewers::revoke(ctl, &body(req).await?).await,
+        (["sessions", "count"], Method::GET) => sessions::count(ctl),
         (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
         (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
         | (["policies", _] | ["invalidate"] | ["test"], _)
-        | (["status"] | ["openapi.json"], _) => Err(ApiError::MethodNotAllowed),
+        | (["status"] | ["openapi.json"], _)
+        | (["viewers", "revoke"] | ["sessions", "count"], _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("no such endpoint".into())),
     }
 }

@@ -60,7 +60,9 @@ impl Enforcer {
         before: Option<u64>,
     ) -> Result<Applied, Refused> {
         let now = now_unix_s().unwrap_or(0.0) as u64;
-        let before = before.unwrap_or(now);
+        // Default: every token issued up to and including this second (`iat` has whole seconds;
+        // a token minted in the same second as the revocation cannot be told apart).
+        let before = before.unwrap_or(now + 1);
         let snapshot = self.snapshot();
         if snapshot.tenant(&tenant).is_none() {
             return Err(Refused::NotFound(format!("no tenant {tenant:?}")));

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REVOCATIONS: usize = 100_000;
 
 /// One revocation, times in seconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revocation {
     /// Tokens with `iat` before this (or without `iat`) are refused.
     pub before: u64,

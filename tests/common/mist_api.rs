@@ -32,6 +32,8 @@ pub type Hook = Arc<dyn Fn(&Value) -> Map<String, Value> + Send + Sync>;
 struct Inner {
     accepted: Vec<Value>,
     invalidate_calls: Vec<Vec<String>>,
+    /// Each accepted `stop_sessid`: when (wall clock) and which session ids.
+    stop_calls: Vec<(std::time::SystemTime, Vec<String>)>,
     requests: u64,
     /// (username, md5_hex(password)) when a login is demanded.
     login: Option<(String, String)>,
@@ -128,6 +130,31 @@ impl MistApi {
     /// Every stream name invalidated so far, in order.
     pub fn invalidated(&self) -> Vec<String> {
         lock(&self.state).invalidate_calls.concat()
+    }
+
+    /// Every session id ended with `stop_sessid`, each with the wall-clock time it arrived.
+    pub fn stopped(&self) -> Vec<(std::time::SystemTime, String)> {
+        lock(&self.state)
+            .stop_calls
+            .iter()
+            .flat_map(|(at, ids)| ids.iter().map(|id| (*at, id.clone())))
+            .collect()
+    }
+
+    /// Polls until `count` session ids have been ended, up to `timeout`; returns them.
+    pub async fn wait_stopped(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(std::time::SystemTime, String)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stopped = self.stopped();
+            if stopped.len() >= count || tokio::time::Instant::now() >= deadline {
+                return stopped;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Requests received (accepted or not, failures included).
@@ -261,6 +288,17 @@ async fn handle(state: State, req: Request<Incoming>) -> Result<Response<Full<By
             _ => Vec::new(),
         };
         inner.invalidate_calls.push(names);
+    }
+    if let Some(ids) = request.get("stop_sessid") {
+        let ids = match ids {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        inner.stop_calls.push((std::time::SystemTime::now(), ids));
     }
     if let Some(hook) = inner.hook.clone() {
         drop(inner);
