@@ -230,3 +230,42 @@ secret = "s"
         "{out}"
     );
 }
+
+#[test]
+fn verify_reports_the_viewer_named_by_the_tenants_viewer_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
+            .status
+            .success()
+    );
+    let config = CONFIG
+        .replace("id = \"t1\"", "id = \"t1\"\nviewer_claim = \"uid\"")
+        .replace(
+            "required_audience = \"viewer\"",
+            "required_audience = \"viewer\"\ncut_at_exp = true\nmax_sessions_per_viewer = 2\non_exceed = \"end-oldest\"",
+        );
+    std::fs::write(d.join("config.toml"), config).unwrap();
+    let check = usher(d, &["check-config", "--config", "config.toml"]);
+    assert!(check.status.success(), "{check:?}");
+    let sign = usher(
+        d,
+        &[
+            "sign",
+            "--key",
+            "keys/k1.key.pem",
+            "--kid",
+            "k1",
+            "--aud",
+            "viewer",
+            "--claim",
+            "uid=\"u-7\"",
+        ],
+    );
+    let token = stdout(&sign).trim().to_string();
+    let verify = usher(d, &["verify", "--stream", "vod", "--token", &token]);
+    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
+    let json: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(json["viewer"], "u-7", "{json}");
+}

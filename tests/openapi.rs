@@ -19,6 +19,7 @@ use serde_json::Value;
 use usher::control::invalidate::InvalidateBody;
 use usher::control::openapi;
 use usher::control::test::TestBody;
+use usher::control::viewers::RevokeViewerBody;
 use usher::spec::{KeySpec, PolicySpec};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -199,6 +200,12 @@ fn every_request_body_is_the_type_that_parses_it_with_exactly_its_fields() {
             "TestBody",
             accepted_fields::<TestBody>(),
         ),
+        (
+            "post",
+            "/v1/viewers/revoke",
+            "RevokeViewerBody",
+            accepted_fields::<RevokeViewerBody>(),
+        ),
     ];
     for (method, path, ty, fields) in cases {
         assert_eq!(body_of(method, path), ty);
@@ -213,7 +220,7 @@ fn every_request_body_is_the_type_that_parses_it_with_exactly_its_fields() {
         .into_iter()
         .filter(|(m, p)| !d["paths"][p][m]["requestBody"].is_null())
         .collect();
-    assert_eq!(with_body.len(), 4, "{with_body:?}");
+    assert_eq!(with_body.len(), 5, "{with_body:?}");
 }
 
 #[tokio::test]

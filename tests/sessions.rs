@@ -336,3 +336,29 @@ async fn revocations_survive_a_restart() {
         .await;
     assert_eq!(test["reason"], "viewer-revoked", "{test}");
 }
+
+#[tokio::test]
+async fn a_stop_owed_to_mistserver_survives_kill_9() {
+    let mist = MistApi::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "";
+    let (d, key) = daemon(tmp.path(), &mist, extra, json!({})).await;
+    let (t, _) = token(&key, "heidi", 600);
+    let s = session_id("kill-9");
+    assert_eq!(play(&d, &t, &s).await, "true");
+    mist.down().await;
+    let (status, answer) = Api::new(&d)
+        .call(
+            "POST",
+            "/v1/viewers/revoke",
+            Some(json!({"tenant": "t1", "viewer": "heidi"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["mist_acknowledged"], false, "MistServer is down");
+    drop(d); // SIGKILL
+    mist.up().await;
+    let _d = start(tmp.path(), config(tmp.path(), &mist, extra)).await;
+    let stopped = mist.wait_stopped(1, Duration::from_secs(30)).await;
+    assert_eq!(ids(&stopped), vec![s]);
+}
