@@ -30,6 +30,10 @@ CUT_WITHIN_S = 2.0
 OTHER_TRIGGER = {"handler": "http://127.0.0.1:9/stream-buffer", "sync": False, "streams": []}
 
 
+# Streams of the live-session checks (SPEC §9): cut at expiry, viewer revocation, limits.
+LIVE_SESSION_STREAMS = ("vodc", "vodv", "vodl", "vodo")
+
+
 def check(fn):
     CHECKS.append(fn)
     return fn
@@ -45,6 +49,7 @@ class World:
         streams = {
             name: {"name": name, "source": self.media}
             for name in ("vod", "vodh", "vodb", "vodr", "vodp", "vode", "vods", "vodk")
+            + LIVE_SESSION_STREAMS
         }
         self.mist = Mist(mist_dir, workdir, streams, {"STREAM_BUFFER": [OTHER_TRIGGER]})
         # usher reaches MistServer's API through a relay that a check can make hang.
@@ -349,6 +354,106 @@ def invalidation_is_durable_across_kill_9_while_mistserver_hangs(w):
     finally:
         w.mist_relay.resume()
         viewer.stop()
+
+
+# --- live sessions (SPEC §9) -------------------------------------------------------------------
+
+def token_claims(token):
+    import base64
+    import json
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+@check
+def expired_token_cuts_a_playing_download_with_cut_at_exp(w):
+    w.set_policy("vodc", {"tenant": "t1", "type": "jwt", "cut_at_exp": True})
+    # exp 55 s ago: inside the 60 s leeway, so it plays; usher cuts it at exp + 60, 5 s from now.
+    token = w.usher.sign("k1", "--exp-in", "-55", "--sub", "viewer-cut")
+    cut_at = token_claims(token)["exp"] + 60
+    viewer = Download(w.workdir, w.name("cut-at-exp"), w.mist.url(f"/vodc.mp4?jwt={token}"))
+    try:
+        viewer.wait_playing()
+        viewer.wait_ended(timeout=20)
+        late = time.time() - cut_at
+        assert -0.5 <= late <= 1.0 + CUT_WITHIN_S, f"cut {late:+.2f} s from exp + leeway"
+        assert viewer.bytes() < os.path.getsize(w.media) // 2, "the download ended by itself"
+        print(f"      cut {late:+.2f} s from exp + 60 s")
+    finally:
+        viewer.stop()
+
+
+@check
+def revoked_viewer_is_cut_and_others_play_on(w):
+    w.set_policy("vodv", {"tenant": "t1", "type": "jwt"})
+    revoked = Download(w.workdir, w.name("viewer-revoked"),
+                       w.mist.url(f"/vodv.mp4?jwt={w.usher.sign('k1', '--sub', 'viewer-r')}"))
+    other = Download(w.workdir, w.name("viewer-kept"),
+                     w.mist.url(f"/vodv.mp4?jwt={w.usher.sign('k1', '--sub', 'viewer-k')}"))
+    try:
+        revoked.wait_playing()
+        other.wait_playing()
+        started = time.monotonic()
+        status, answer = w.usher.api("POST", "/v1/viewers/revoke",
+                                     {"tenant": "t1", "viewer": "viewer-r"})
+        assert status == 200 and answer.get("sessions_ended") == 1, f"{status} {answer}"
+        revoked.wait_ended(timeout=10)
+        took = time.monotonic() - started
+        assert took <= CUT_WITHIN_S, f"cut after {took:.2f} s"
+        assert other.proc.alive(), "another viewer of the tenant keeps playing"
+        assert_refused(w, "vodv", f"?jwt={old_token_of(w, 'viewer-r')}", "viewer-revoked")
+        print(f"      cut {took:.2f} s after the revocation")
+    finally:
+        revoked.stop()
+        other.stop()
+
+
+def old_token_of(w, viewer):
+    """A token of `viewer` issued a minute ago (before any revocation made in this run)."""
+    return w.usher.sign("k1", "--sub", viewer, "--claim", f"iat={int(time.time()) - 60}")
+
+
+def third_session(w, stream, viewer, on_exceed):
+    w.set_policy(stream, {"tenant": "t1", "type": "jwt", "max_sessions_per_viewer": 2,
+                          "on_exceed": on_exceed})
+    # A unique jti per token: MistServer's session id is sha256(stream + ip + token).
+    return [Download(w.workdir, w.name(f"{on_exceed}-{i}"),
+                     w.mist.url(f"/{stream}.mp4?jwt={w.usher.sign('k1', '--sub', viewer)}"))
+            for i in range(2)]
+
+
+@check
+def third_session_of_a_viewer_is_refused_with_deny_new(w):
+    viewers = third_session(w, "vodl", "viewer-dn", "deny-new")
+    try:
+        for v in viewers:
+            v.wait_playing()
+        assert_refused(w, "vodl", f"?jwt={w.usher.sign('k1', '--sub', 'viewer-dn')}",
+                       "viewer-session-limit")
+        assert all(v.proc.alive() for v in viewers), "the first two sessions play on"
+    finally:
+        for v in viewers:
+            v.stop()
+
+
+@check
+def third_session_of_a_viewer_ends_the_oldest_with_end_oldest(w):
+    viewers = third_session(w, "vodo", "viewer-eo", "end-oldest")
+    third = None
+    try:
+        viewers[0].wait_playing()
+        viewers[1].wait_playing()
+        started = time.monotonic()
+        third = Download(w.workdir, w.name("end-oldest-2"),
+                         w.mist.url(f"/vodo.mp4?jwt={w.usher.sign('k1', '--sub', 'viewer-eo')}"))
+        third.wait_playing()
+        viewers[0].wait_ended(timeout=10)
+        took = time.monotonic() - started
+        assert viewers[1].proc.alive() and third.proc.alive(), "the two newest play on"
+        print(f"      oldest cut {took:.2f} s after the third session started")
+    finally:
+        for v in viewers + ([third] if third else []):
+            v.stop()
 
 
 # --- failing closed ----------------------------------------------------------------------------
