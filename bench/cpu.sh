@@ -14,6 +14,9 @@
 # RUN_S-second runs, floor and usher interleaved, the median reported. The target lines use the raw ES256 verify cost measured by
 # benches/verify.rs on the same core. Then new stream names: answers/s and CPU per answer for
 # NAMES_MEASURE new names at 0, 100k and 200k names already tracked (public policy, kept-alive).
+# Then live sessions (SPEC §9): cached and fresh (kept-alive) on two ushers side by side, session
+# tracking on (the default) and off (`[sessions] max_entries = 0`), then again on the tracking one
+# after SESSIONS_FILL sessions were admitted under a `cut_at_exp` policy (their timers pending).
 #
 # Loopback only; every process it starts is stopped on exit; every run is bounded in time.
 # BENCH_USHER_BIN=<another usher binary> measures an older build the same way. LOG_LEVEL (warn)
@@ -30,6 +33,8 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 NAMES_MEASURE=${NAMES_MEASURE:-50000}
 NAMES=${NAMES:-1}            # 0: skip the new-stream-names part
+SESSIONS=${SESSIONS:-1}      # 0: skip the live-sessions part (tracking on vs off, 1M tracked)
+SESSIONS_FILL=${SESSIONS_FILL:-1000000}
 OUT=${OUT:-}
 
 WORK=$(mktemp -d /tmp/usher-cpu.XXXXXX)
@@ -113,7 +118,7 @@ wait_port 127.0.0.1 "$P_FLOOR"
 FLOOR_URL=http://127.0.0.1:$P_FLOOR/trigger
 
 P_TRIG=$(free_port); P_CTL=$(free_port)
-write_config() {
+write_config() { # phase [extra config]
     cat >"$WORK/usher.toml" <<EOF
 [trigger]
 listen = "127.0.0.1:$P_TRIG"
@@ -140,11 +145,17 @@ type = "jwt"
 object = "names"
 tenant = "t1"
 type = "public"
+[[policies]]
+object = "cutbench"
+tenant = "t1"
+type = "jwt"
+cut_at_exp = true
+${2:-}
 EOF
 }
 USHER_PID=
-start_usher() { # phase
-    write_config "$1"
+start_usher() { # phase [extra config]
+    write_config "$1" "${2:-}"
     taskset -c "$SERVER_CPU" timeout 1800 "$SERVER_BIN" serve --config "$WORK/usher.toml" \
         2>>"$WORK/usher.log" >/dev/null &
     USHER_PID=$!
@@ -213,6 +224,49 @@ if [ "$NAMES" = 1 ]; then
     done
     stop_usher
 fi
+# --- live sessions: tracking on vs off, and with SESSIONS_FILL sessions tracked -------------------
+rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+tracked() { curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "usher_sessions_tracked" {print $2}'; }
+vs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
+SESSION_ROWS=""
+if [ "$SESSIONS" = 1 ]; then
+    P_TRIG=$(free_port); P_CTL=$(free_port)
+    start_usher s-off "[sessions]
+max_entries = 0"
+    OFF_PID=$USHER_REAL_PID; OFF_SHELL=$USHER_PID; OFF_URL=http://127.0.0.1:$P_TRIG/trigger
+    P_TRIG=$(free_port); P_CTL=$(free_port)
+    start_usher s-on
+    ON_PID=$USHER_REAL_PID; ON_CTL=$P_CTL; ON_TRIG=$P_TRIG; ON_URL=http://127.0.0.1:$P_TRIG/trigger
+    log "sessions: warming 1000 cached sessions on usher with tracking off and on"
+    cpu_once "$OFF_PID" "$OFF_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >/dev/null
+    cpu_once "$ON_PID" "$ON_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >/dev/null
+    for s in off_cached on_cached off_fresh on_fresh full_cached full_fresh; do : >"$WORK/runs_$s"; done
+    for r in $(seq 1 "$RUNS"); do
+        log "sessions: round $r of $RUNS (tracking off / on)"
+        cpu_once "$OFF_PID" "$OFF_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_off_cached"
+        cpu_once "$ON_PID" "$ON_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_on_cached"
+        cpu_once "$OFF_PID" "$OFF_URL" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_off_fresh"
+        cpu_once "$ON_PID" "$ON_URL" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_on_fresh"
+    done
+    kill "$OFF_SHELL"; wait "$OFF_SHELL" 2>/dev/null || true
+    RSS_BEFORE=$(rss_mib "$ON_PID"); TRACKED_BEFORE=$(tracked "$ON_CTL")
+    log "sessions: admitting $SESSIONS_FILL sessions under cut_at_exp (tracked: $TRACKED_BEFORE, RSS $RSS_BEFORE MiB)"
+    FILL_OUT=$(BENCH_WRAP_TOKENS=1 taskset -c "$CLIENT_CPU" timeout 900 "$BIN/examples/bench_load" \
+        "127.0.0.1:$ON_TRIG" cutbench "$SESSIONS_FILL" "$CONNS" keep 7 1 "$WORK/keys/tokens_0.txt" "c")
+    RSS_AFTER=$(rss_mib "$ON_PID"); TRACKED_AFTER=$(tracked "$ON_CTL")
+    log "  $FILL_OUT; tracked $TRACKED_AFTER, RSS $RSS_AFTER MiB"
+    for r in $(seq 1 "$RUNS"); do
+        log "sessions: round $r of $RUNS ($TRACKED_AFTER tracked)"
+        cpu_once "$ON_PID" "$ON_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_full_cached"
+        cpu_once "$ON_PID" "$ON_URL" fresh keep bench 1 "$WORK/keys/tokens_$((r + RUNS)).txt" 0 "$((r + RUNS))" >>"$WORK/runs_full_fresh"
+    done
+    OFF_C=($(series off_cached)); ON_C=($(series on_cached)); FULL_C=($(series full_cached))
+    OFF_F=($(series off_fresh)); ON_F=($(series on_fresh)); FULL_F=($(series full_fresh))
+    stop_usher
+    SESSION_ROWS="| tracking off (\`[sessions] max_entries = 0\`) | ${OFF_C[0]} | | ${OFF_F[0]} | | ${OFF_C[1]} / ${OFF_F[1]} | $((OFF_C[2] + OFF_F[2])) |
+| tracking on (default) | ${ON_C[0]} | $(vs "${ON_C[0]}" "${OFF_C[0]}") | ${ON_F[0]} | $(vs "${ON_F[0]}" "${OFF_F[0]}") | ${ON_C[1]} / ${ON_F[1]} | $((ON_C[2] + ON_F[2])) |
+| tracking on, $TRACKED_AFTER sessions tracked, their cut timers pending | ${FULL_C[0]} | $(vs "${FULL_C[0]}" "${OFF_C[0]}") | ${FULL_F[0]} | $(vs "${FULL_F[0]}" "${OFF_F[0]}") | ${FULL_C[1]} / ${FULL_F[1]} | $((FULL_C[2] + FULL_F[2])) |"
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report --------------------------------------------------------------------------------------
@@ -242,6 +296,20 @@ New stream names ($NAMES_MEASURE sessions, each on its own new stream under a pu
 | names tracked before | answers/s | server µs per answer | raw |
 |---|---|---|---|
 $NAMES_ROWS
+EOF
+)
+fi
+if [ "$SESSIONS" = 1 ]; then
+    REPORT+=$(cat <<EOF
+
+
+Live sessions (SPEC §9), kept-alive connections, two ushers side by side on CPU $SERVER_CPU, runs interleaved;
+the last row after \`examples/bench_load\` admitted $SESSIONS_FILL sessions under a \`cut_at_exp\` policy
+(\`$FILL_OUT\`; usher RSS $RSS_BEFORE MiB -> $RSS_AFTER MiB, decision cache included; $TRACKED_BEFORE -> $TRACKED_AFTER sessions tracked):
+
+| usher | cached µs/req | vs off | fresh µs/req | vs off | req/s cached / fresh | bad answers |
+|---|---|---|---|---|---|---|
+$SESSION_ROWS
 EOF
 )
 fi

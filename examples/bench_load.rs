@@ -33,6 +33,7 @@ struct Job {
     dup: usize,
     tag: String,
     tokens: Vec<String>,
+    wrap: bool,
     next: AtomicUsize,
     yes: AtomicU64,
     no: AtomicU64,
@@ -41,9 +42,14 @@ struct Job {
 
 impl Job {
     fn body(&self, i: usize) -> String {
+        // BENCH_WRAP_TOKENS: session i takes token i modulo the file (more sessions than tokens).
+        let i_token = match (self.wrap, self.tokens.len()) {
+            (true, n) if n > 0 => i % n,
+            _ => i,
+        };
         let token = self
             .tokens
-            .get(i)
+            .get(i_token)
             .map(String::as_str)
             .unwrap_or("e7ba6040b648");
         let session = format!("{:0>64}", format!("{}{i:x}", self.tag));
@@ -154,6 +160,7 @@ fn main() {
         dup: a[7].parse().expect("DUP"),
         tag: a.get(9).cloned().unwrap_or_default(),
         tokens,
+        wrap: std::env::var_os("BENCH_WRAP_TOKENS").is_some(),
         next: AtomicUsize::new(0),
         yes: AtomicU64::new(0),
         no: AtomicU64::new(0),

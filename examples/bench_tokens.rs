@@ -47,7 +47,8 @@ fn main() {
                 for i in 0..per_file {
                     // `jti` makes every token distinct, so no two share a signature.
                     let claims = serde_json::json!({
-                        "iat": now, "exp": now + 3600, "jti": format!("{f}-{i}")
+                        "iat": now, "exp": now + 3600, "jti": format!("{f}-{i}"),
+                        "sub": format!("viewer-{f}-{i}")
                     });
                     let token = jsonwebtoken::encode(&header, &claims, key).expect("sign");
                     writeln!(out, "{token}").expect("write");
