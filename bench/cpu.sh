@@ -53,9 +53,10 @@ command -v wrk >/dev/null || { log "wrk is needed (apt-get install wrk)"; exit 1
 log "building release (usher, examples, verify bench)"
 cargo build --release --bin usher --examples 2>&1 | tail -1 >&2
 cargo bench --bench verify --no-run 2>&1 | tail -1 >&2
-BIN=$ROOT/target/release
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release
 SERVER_BIN=${BENCH_USHER_BIN:-$BIN/usher}
-VERIFY_BIN=$(ls -t "$ROOT"/target/release/deps/verify-* | grep -v '\.d$' | head -1)
+VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
 CLK_TCK=$(getconf CLK_TCK)
 
 free_port() {

@@ -59,7 +59,12 @@ fn main() {
     let base = tokio::time::Instant::now();
     for i in 0..N {
         let due = base + Duration::from_secs(3600 + (i as u64 % 3600));
-        table.insert(&id(i), &facts(&streams[i % 1000], &viewers[i], i), due, true);
+        table.insert(
+            &id(i),
+            &facts(&streams[i % 1000], &viewers[i], i),
+            due,
+            true,
+        );
     }
     let after = rss_bytes();
     println!(

@@ -86,6 +86,9 @@ pub async fn load_config(
             Err(e) => problems.0.push(format!("{at}: {e}")),
         }
     }
+    if config.sessions.max_entries == 0 {
+        warnings.extend(crate::sessions::config::untracked_rules(&snapshot));
+    }
     if !problems.0.is_empty() {
         return Err(problems);
     }

@@ -197,3 +197,47 @@ impl SessionStopper for Enforcer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{JwtPolicy, PolicyEntry, Source};
+
+    fn jwt(object: &str, tenant: &str, max: Option<u64>) -> PolicyEntry {
+        PolicyEntry {
+            object: object.into(),
+            tenant: tenant.into(),
+            policy: Policy::Jwt(JwtPolicy {
+                max_lifetime_s: max,
+                ..JwtPolicy::default()
+            }),
+            source: Source::Config,
+        }
+    }
+
+    #[test]
+    fn a_revocation_lasts_the_tenants_longest_token_lifetime_plus_leeway_within_the_bound() {
+        let cap = Duration::from_secs(86_400);
+        let mut s = Snapshot::new(Policy::Deny);
+        s.set_policy(jwt("a", "t1", Some(600)));
+        s.set_policy(jwt("b", "t1", Some(3600)));
+        s.set_policy(jwt("c", "t2", None));
+        assert_eq!(longest_lifetime(&s, "t1", cap), 3660);
+        assert_eq!(
+            longest_lifetime(&s, "t2", cap),
+            86_460,
+            "unbounded: the config bound"
+        );
+        assert_eq!(
+            longest_lifetime(&s, "t3", cap),
+            86_460,
+            "no jwt policy: the bound"
+        );
+        s.set_policy(jwt("d", "t1", Some(10 * 86_400)));
+        assert_eq!(
+            longest_lifetime(&s, "t1", cap),
+            86_460,
+            "never beyond the bound"
+        );
+    }
+}

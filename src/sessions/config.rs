@@ -23,3 +23,22 @@ impl Default for SessionsConfig {
         }
     }
 }
+
+/// With tracking off (`max_entries = 0`), one warning per `jwt` policy whose session rules need
+/// it: its sessions are refused with `viewer-session-limit`.
+pub fn untracked_rules(snapshot: &crate::policy::store::Snapshot) -> Vec<String> {
+    snapshot
+        .policies()
+        .filter(|e| match &e.policy {
+            crate::policy::model::Policy::Jwt(rules) => rules.sessions.need_tracking(),
+            _ => false,
+        })
+        .map(|e| {
+            format!(
+                "policies[object={:?}]: cut_at_exp or max_sessions_per_viewer with \
+                 [sessions] max_entries = 0: its sessions are refused (viewer-session-limit)",
+                e.object
+            )
+        })
+        .collect()
+}
