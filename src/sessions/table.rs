@@ -8,7 +8,6 @@
 //! (for `max_sessions_per_viewer`) and per tenant and stream (for `GET /v1/sessions/count`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -82,13 +81,13 @@ pub struct Table {
     ids: HashMap<SessionId, Entry>,
     by_seq: HashMap<u64, SessionId>,
     deadlines: BTreeSet<(Instant, u64)>,
-    /// (hash of tenant + viewer, seq): a viewer's sessions in admission order.
-    by_viewer: BTreeSet<(u64, u64)>,
-    viewers: HashMap<Pair, u32>,
+    /// Each viewer's sessions (their seqs) in admission order.
+    viewers: HashMap<Pair, Seqs>,
     streams: HashMap<Pair, u32>,
     strings: HashSet<Arc<str>>,
     strings_live: usize,
-    hasher: RandomState,
+    /// The last tenant and kid interned: most sessions repeat them (no hashing then).
+    last: [Option<Arc<str>>; 2],
     next_seq: u64,
     max: usize,
 }
@@ -100,12 +99,11 @@ impl Table {
             ids: HashMap::new(),
             by_seq: HashMap::new(),
             deadlines: BTreeSet::new(),
-            by_viewer: BTreeSet::new(),
             viewers: HashMap::new(),
             streams: HashMap::new(),
             strings: HashSet::new(),
             strings_live: 0,
-            hasher: RandomState::new(),
+            last: [None, None],
             next_seq: 0,
             max,
         }
@@ -138,8 +136,7 @@ impl Table {
             (Some(t), Some(v)) => self
                 .viewers
                 .get(&(t.clone(), v.clone()))
-                .copied()
-                .unwrap_or(0),
+                .map_or(0, |s| s.len() as u32),
             _ => 0,
         }
     }
@@ -156,8 +153,8 @@ impl Table {
         let entry = Entry {
             seq,
             stream: self.intern(facts.stream),
-            tenant: self.intern(facts.tenant),
-            kid: facts.kid.map(|k| self.intern(k)),
+            tenant: self.intern_repeated(0, facts.tenant),
+            kid: facts.kid.map(|k| self.intern_repeated(1, k)),
             viewer: facts.viewer.map(|v| self.intern(v)),
             exp: facts.exp,
             iat: facts.iat,
@@ -167,8 +164,7 @@ impl Table {
         self.deadlines.insert((due, seq));
         if let Some(viewer) = &entry.viewer {
             let pair = (entry.tenant.clone(), viewer.clone());
-            self.by_viewer.insert((self.viewer_hash(&pair), seq));
-            *self.viewers.entry(pair).or_default() += 1;
+            self.viewers.entry(pair).or_default().push(seq);
         }
         *self
             .streams
@@ -253,20 +249,17 @@ impl Table {
         let (Some(t), Some(v)) = (self.strings.get(tenant), self.strings.get(viewer)) else {
             return Vec::new();
         };
-        let h = self.viewer_hash(&(t.clone(), v.clone()));
-        self.by_viewer
-            .range((h, 0)..=(h, u64::MAX))
-            .map(|&(_, seq)| seq)
+        let Some(seqs) = self.viewers.get(&(t.clone(), v.clone())) else {
+            return Vec::new();
+        };
+        seqs.iter()
             .filter(|seq| {
-                // Another viewer with the same hash is skipped: counts stay exact.
-                self.by_seq
-                    .get(seq)
-                    .and_then(|k| self.ids.get(k))
-                    .is_some_and(|e| {
-                        &*e.tenant == tenant
-                            && e.viewer.as_deref() == Some(viewer)
-                            && issued_before.is_none_or(|b| e.iat.is_none_or(|iat| iat < b))
-                    })
+                issued_before.is_none_or(|b| {
+                    self.by_seq
+                        .get(seq)
+                        .and_then(|k| self.ids.get(k))
+                        .is_some_and(|e| e.iat.is_none_or(|iat| iat < b))
+                })
             })
             .take(n)
             .collect()
@@ -289,8 +282,11 @@ impl Table {
         self.deadlines.remove(&(entry.due, entry.seq));
         if let Some(viewer) = &entry.viewer {
             let pair = (entry.tenant.clone(), viewer.clone());
-            self.by_viewer.remove(&(self.viewer_hash(&pair), entry.seq));
-            decrement(&mut self.viewers, pair);
+            if let Some(seqs) = self.viewers.get_mut(&pair)
+                && seqs.remove(entry.seq)
+            {
+                self.viewers.remove(&pair);
+            }
         }
         decrement(
             &mut self.streams,
@@ -299,8 +295,16 @@ impl Table {
         Some(entry)
     }
 
-    fn viewer_hash(&self, (tenant, viewer): &Pair) -> u64 {
-        self.hasher.hash_one((&**tenant, &**viewer))
+    /// [`intern`](Self::intern) through a one-entry memo (slot 0: tenant, 1: kid).
+    fn intern_repeated(&mut self, slot: usize, s: &str) -> Arc<str> {
+        if let Some(last) = &self.last[slot]
+            && **last == *s
+        {
+            return last.clone();
+        }
+        let shared = self.intern(s);
+        self.last[slot] = Some(shared.clone());
+        shared
     }
 
     /// One shared copy of each string; strings no session holds any more are dropped once the
@@ -316,6 +320,64 @@ impl Table {
         let shared: Arc<str> = Arc::from(s);
         self.strings.insert(shared.clone());
         shared
+    }
+}
+
+/// One viewer's sessions, in admission order (seqs only grow): most viewers hold one.
+#[derive(Debug, Clone, Default)]
+enum Seqs {
+    #[default]
+    None,
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Seqs {
+    fn len(&self) -> usize {
+        match self {
+            Seqs::None => 0,
+            Seqs::One(_) => 1,
+            Seqs::Many(v) => v.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many): (Option<u64>, &[u64]) = match self {
+            Seqs::None => (None, &[]),
+            Seqs::One(seq) => (Some(*seq), &[]),
+            Seqs::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+
+    fn push(&mut self, seq: u64) {
+        *self = match std::mem::take(self) {
+            Seqs::None => Seqs::One(seq),
+            Seqs::One(first) => Seqs::Many(vec![first, seq]),
+            Seqs::Many(mut v) => {
+                v.push(seq);
+                Seqs::Many(v)
+            }
+        };
+    }
+
+    /// Removes `seq`; whether none is left.
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Seqs::None => true,
+            Seqs::One(s) => {
+                if *s == seq {
+                    *self = Seqs::None;
+                }
+                matches!(self, Seqs::None)
+            }
+            Seqs::Many(v) => {
+                if let Ok(i) = v.binary_search(&seq) {
+                    v.remove(i);
+                }
+                v.is_empty()
+            }
+        }
     }
 }
 
