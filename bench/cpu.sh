@@ -244,10 +244,16 @@ max_entries = 0"
     for s in off_cached on_cached off_fresh on_fresh full_cached full_fresh; do : >"$WORK/runs_$s"; done
     for r in $(seq 1 "$RUNS"); do
         log "sessions: round $r of $RUNS (tracking off / on)"
-        cpu_once "$OFF_PID" "$OFF_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_off_cached"
-        cpu_once "$ON_PID" "$ON_URL" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_on_cached"
-        cpu_once "$OFF_PID" "$OFF_URL" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_off_fresh"
-        cpu_once "$ON_PID" "$ON_URL" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_on_fresh"
+        # The order alternates between rounds, so going first or second biases neither.
+        order="off on"; [ $((r % 2)) = 0 ] && order="on off"
+        for who in $order; do
+            if [ "$who" = off ]; then pid=$OFF_PID url=$OFF_URL; else pid=$ON_PID url=$ON_URL; fi
+            cpu_once "$pid" "$url" cached keep bench 1 "$WORK/cached_tokens.txt" 1000 >>"$WORK/runs_${who}_cached"
+        done
+        for who in $order; do
+            if [ "$who" = off ]; then pid=$OFF_PID url=$OFF_URL; else pid=$ON_PID url=$ON_URL; fi
+            cpu_once "$pid" "$url" fresh keep bench 1 "$WORK/keys/tokens_$r.txt" 0 "$r" >>"$WORK/runs_${who}_fresh"
+        done
     done
     kill "$OFF_SHELL"; wait "$OFF_SHELL" 2>/dev/null || true
     RSS_BEFORE=$(rss_mib "$ON_PID"); TRACKED_BEFORE=$(tracked "$ON_CTL")

@@ -59,6 +59,9 @@ impl SessionRules {
                 format!("on_exceed {name:?} is not one of \"deny-new\", \"end-oldest\"")
             })?,
         };
+        if max_per_viewer.is_none() && on_exceed != OnExceed::DenyNew {
+            return Err("on_exceed needs max_sessions_per_viewer".into());
+        }
         if max_per_viewer == Some(0) {
             return Err("max_sessions_per_viewer must be at least 1".into());
         }
@@ -86,5 +89,6 @@ mod tests {
         );
         assert!(SessionRules::from_spec(None, Some(0), None).is_err());
         assert!(SessionRules::from_spec(None, Some(1), Some("kick")).is_err());
+        assert!(SessionRules::from_spec(None, None, Some("end-oldest")).is_err());
     }
 }
