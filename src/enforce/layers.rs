@@ -142,6 +142,7 @@ mod tests {
                 object: (*object).into(),
                 tenant: "t1".into(),
                 policy: policy.clone(),
+                publish: crate::publish::PublishRule::Deny,
                 source: Source::Config,
             });
         }
