@@ -150,7 +150,7 @@ pub struct PolicySpec {
     pub require_permission: bool,
     /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publish: Option<crate::publish::spec::PublishSpec>,
+    pub publish: Option<Box<crate::publish::spec::PublishSpec>>,
 }
 
 /// A named spec as the config file writes it: the name field (`kid`, `object`) beside the

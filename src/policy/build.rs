@@ -226,7 +226,6 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                 object_claim: p.object_claim.clone(),
                 max_lifetime_s: p.max_lifetime_s,
                 require_permission: p.require_permission,
-                ..JwtPolicy::default()
             }))
         }
         "webhook" => {
