@@ -76,15 +76,16 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let body = match body {
         Ok(body) => body,
-        Err(problem) => return bad_trigger(trigger, problem),
+        Err(problem) => return bad_trigger(app, trigger, problem),
     };
     let push = match trigger.parse(&body) {
         Ok(push) => push,
-        Err(e) => return bad_trigger(trigger, &e.to_string()),
+        Err(e) => return bad_trigger(app, trigger, &e.to_string()),
     };
     let started = Instant::now();
     let d = decide(app, &push).await;
     log(trigger, &push, &d, started);
+    app.metrics().push(trigger.as_str(), d.reason);
     trigger.answer(d.allowed.then_some(push.stream))
 }
 
@@ -97,7 +98,8 @@ pub async fn decide(app: &App, push: &PushRequest<'_>) -> Decision {
         .await
 }
 
-fn bad_trigger(trigger: PushTrigger, detail: &str) -> Response<Full<Bytes>> {
+fn bad_trigger(app: &App, trigger: PushTrigger, detail: &str) -> Response<Full<Bytes>> {
+    app.metrics().push(trigger.as_str(), Reason::BadTrigger);
     tracing::info!(
         trigger = trigger.as_str(),
         reason = Reason::BadTrigger.as_str(),
