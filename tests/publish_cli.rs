@@ -185,3 +185,24 @@ fn check_config_refuses_a_stream_key_in_the_clear_and_a_bad_hash() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("64 hex digits"));
 }
+
+#[test]
+fn check_config_judges_a_publish_webhook_url_like_a_viewer_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
+            .status
+            .success()
+    );
+    let hash = hex::encode(sha2::Sha256::digest(b"k"));
+    let hook = config(&hash).replace(
+        &format!("{{ type = \"stream_key\", stream_key_sha256 = \"{hash}\" }}"),
+        "{ type = \"webhook\", url = \"https://127.0.0.1/publish\", secret = \"s\" }",
+    );
+    assert!(hook.contains("127.0.0.1/publish"));
+    std::fs::write(d.join("config.toml"), hook).unwrap();
+    let out = usher(d, &["check-config"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policies[object=\"keyed\"]"));
+}

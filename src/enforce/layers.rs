@@ -99,9 +99,8 @@ pub fn lay_records(records: Records, snapshot: &mut Snapshot) -> Vec<String> {
 }
 
 /// What differs between two snapshots, as invalidation scopes: every object whose policy changed
-/// (added, removed, different), every tenant whose active keys or permission claim name (SPEC
-/// §10) changed, and the default policy
-/// (tenant `""`) when it changed.
+/// (added, removed, different), every tenant whose active keys or permission claim name
+/// (SPEC §10) changed, and the default policy (tenant `""`) when it changed.
 pub fn changes(old: &Snapshot, new: &Snapshot) -> Vec<Scope> {
     let mut out = Vec::new();
     let objects: BTreeSet<&str> = old
