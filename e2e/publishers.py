@@ -202,6 +202,35 @@ def register(check):
             w.usher.start()
 
     @check
+    def push_rewrite_alone_refuses_on_empty_and_renames_to_true_with_usher_down(w):
+        # PUSH_REWRITE on its own (no STREAM_PUSH): usher's empty answer refuses; with usher down
+        # and no default, MistServer renames the push to "true" and it is refused only because no
+        # stream of that name exists.
+        w.set_policy("live", key_policy(w))
+        saved = w.mist.triggers()
+        try:
+            triggers = {k: v for k, v in saved.items() if k not in ("STREAM_PUSH", "PUSH_REWRITE")}
+            triggers["PUSH_REWRITE"] = [{"handler": w.usher.handler, "sync": True, "streams": []}]
+            w.mist.set_triggers(triggers)
+            assert_push_refused(w, "live+re", "?key=wrong", "stream-key-mismatch")
+            proc = assert_push_accepted(w, "live+ra", f"?key={STREAM_KEY}")
+            proc.stop(timeout=5)
+            w.usher.stop()
+            try:
+                before = os.path.getsize(os.path.join(w.workdir, "mist.log"))
+                assert_push_refused(w, "live+rd", f"?key={STREAM_KEY}")
+                with open(os.path.join(w.workdir, "mist.log"), errors="replace") as f:
+                    f.seek(before)
+                    log = f.read()
+                # MistServer 3.10: "MistOutRTMP:true … Push rejected - stream true not configured".
+                assert "stream true not configured" in log, "the push was not renamed to 'true'"
+                print("      usher down: PUSH_REWRITE's default renamed the push to 'true'")
+            finally:
+                w.usher.start()
+        finally:
+            w.mist.set_triggers(saved)
+
+    @check
     def viewer_token_without_read_permission_is_refused_playback(w):
         w.set_policy("vodq", {"tenant": "t1", "type": "jwt", "require_permission": True})
         reader = w.usher.sign("k1", "--read", "vodq")
