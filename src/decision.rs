@@ -16,8 +16,9 @@ use crate::policy::store::Snapshot;
 use crate::reason::Reason;
 use crate::webhook::{WebhookCaller, WebhookRequest};
 
+mod permitted;
 mod push;
-use crate::publish::permission::{self, Action};
+use crate::publish::permission::Action;
 pub use push::{PushRequest, dry_run_push_url};
 
 /// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
@@ -404,21 +405,6 @@ impl JwtCheck<'_> {
                 d
             }
         }
-    }
-}
-
-impl JwtCheck<'_> {
-    /// Whether the verified claims grant [`JwtCheck::permission`] on the stream (always, when
-    /// none is required).
-    fn permitted(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
-        let Some(action) = self.permission else {
-            return true;
-        };
-        let claim = self
-            .snapshot
-            .tenant(&self.entry.tenant)
-            .map_or(permission::DEFAULT_CLAIM, |t| t.permission_claim());
-        permission::permits(claims, claim, action, self.request.stream)
     }
 }
 
