@@ -201,6 +201,9 @@ pub struct TenantConfig {
     /// The claim naming the viewer (SPEC §9); `sub` when absent.
     #[serde(default)]
     pub viewer_claim: Option<String>,
+    /// The claim carrying read/publish permissions (SPEC §10); `usher` when absent.
+    #[serde(default)]
+    pub permission_claim: Option<String>,
 }
 
 /// `[[keys]]`: a `kid` beside a [`KeySpec`] (a public key, or an HS256 secret).

@@ -36,6 +36,12 @@ pub enum Reason {
     WebhookOverloaded,
     /// `/v1/test` without `fire_webhook`: the webhook was not called.
     WebhookTestSkipped,
+    /// A push under a `deny` publish rule (the default).
+    PublishDeny,
+    /// A push whose `key` is missing or is not the stream key.
+    StreamKeyMismatch,
+    /// A verified token whose permission claim does not list the stream (SPEC §10).
+    JwtPermissionDenied,
     /// The viewer was revoked after this token was issued (SPEC §9).
     ViewerRevoked,
     /// The viewer already holds the policy's maximum of sessions (SPEC §9).
@@ -44,7 +50,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics pre-registration and tests.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 31] = [
         Reason::Allowed,
         Reason::PolicyDeny,
         Reason::BadTrigger,
@@ -71,6 +77,9 @@ impl Reason {
         Reason::WebhookBlockedSsrf,
         Reason::WebhookOverloaded,
         Reason::WebhookTestSkipped,
+        Reason::PublishDeny,
+        Reason::StreamKeyMismatch,
+        Reason::JwtPermissionDenied,
         Reason::ViewerRevoked,
         Reason::ViewerSessionLimit,
     ];
@@ -109,6 +118,9 @@ impl Reason {
             Reason::WebhookBlockedSsrf => "webhook-blocked-ssrf",
             Reason::WebhookOverloaded => "webhook-overloaded",
             Reason::WebhookTestSkipped => "webhook-test-skipped",
+            Reason::PublishDeny => "publish-deny",
+            Reason::StreamKeyMismatch => "stream-key-mismatch",
+            Reason::JwtPermissionDenied => "jwt-permission-denied",
             Reason::ViewerRevoked => "viewer-revoked",
             Reason::ViewerSessionLimit => "viewer-session-limit",
         }

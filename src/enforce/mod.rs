@@ -220,6 +220,9 @@ impl Enforcer {
 
     /// The checks that need no lock: parsing key material, resolving a webhook host.
     async fn prepare(&self, change: &Change) -> Result<Prepared, Refused> {
+        if let Change::PutPolicy { spec, .. } = change {
+            self.judge_publish_url(spec).await?;
+        }
         match change {
             Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
             Change::PutPolicy { object, spec } if spec.kind == "webhook" => {
@@ -244,6 +247,28 @@ impl Enforcer {
             }
             _ => Ok(Prepared::Nothing),
         }
+    }
+
+    /// Judges a `publish` webhook URL as a viewer webhook's is judged when set (SPEC §4); the
+    /// call path judges it again on every dial.
+    async fn judge_publish_url(&self, spec: &crate::spec::PolicySpec) -> Result<(), Refused> {
+        let Some(url) = spec
+            .publish
+            .as_ref()
+            .filter(|p| p.kind == "webhook")
+            .and_then(|p| p.url.as_deref())
+        else {
+            return Ok(());
+        };
+        self.inner
+            .guard
+            .validate_for_policy(url)
+            .await
+            .map(|_| ())
+            .map_err(|e| Refused::UrlRefused {
+                code: e.code(),
+                message: e.to_string(),
+            })
     }
 
     /// Hands the names to MistServer, adds MistServer's active streams the change touches, and

@@ -211,6 +211,7 @@ mod tests {
                 max_lifetime_s: max,
                 ..JwtPolicy::default()
             }),
+            publish: Default::default(),
             source: Source::Config,
         }
     }

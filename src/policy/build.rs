@@ -58,6 +58,15 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
         }
         snapshot.tenant_mut(&t.id).jwks_url = t.jwks_url.clone();
         snapshot.tenant_mut(&t.id).viewer_claim = t.viewer_claim.clone();
+        if let Some(claim) = &t.permission_claim {
+            if claim.is_empty() || claim.len() > 128 {
+                problems.push(format!(
+                    "tenants[id={:?}]: permission_claim must be 1..=128 characters",
+                    t.id
+                ));
+            }
+            snapshot.tenant_mut(&t.id).permission_claim = Some(claim.clone());
+        }
     }
 
     let mut kids = HashSet::new();
@@ -165,12 +174,25 @@ fn check_settings(config: &Config, problems: &mut Problems) {
 /// The policy entry a spec describes for `object` (shape checks only; the SSRF guard judges a
 /// webhook URL separately).
 pub fn entry(object: &str, spec: &PolicySpec, source: Source) -> Result<PolicyEntry, Vec<String>> {
-    Ok(PolicyEntry {
-        object: object.to_owned(),
-        tenant: spec.tenant.clone(),
-        policy: policy_from_spec(spec)?,
-        source,
-    })
+    let policy = policy_from_spec(spec);
+    let publish = spec
+        .publish
+        .as_ref()
+        .map_or(Ok(crate::publish::PublishRule::Deny), |p| p.rule());
+    match (policy, publish) {
+        (Ok(policy), Ok(publish)) => Ok(PolicyEntry {
+            object: object.to_owned(),
+            tenant: spec.tenant.clone(),
+            policy,
+            publish,
+            source,
+        }),
+        (policy, publish) => Err([policy.err(), publish.err()]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect()),
+    }
 }
 
 /// Turns a policy spec into a policy; every field that does not belong is a problem.
@@ -183,7 +205,8 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
         || p.max_lifetime_s.is_some()
         || p.cut_at_exp.is_some()
         || p.max_sessions_per_viewer.is_some()
-        || p.on_exceed.is_some();
+        || p.on_exceed.is_some()
+        || p.require_permission;
     let webhook_fields = p.url.is_some() || p.secret.is_some() || p.timeout_ms.is_some();
     let policy = match p.kind.as_str() {
         "public" | "deny" if jwt_fields || webhook_fields => {
@@ -215,6 +238,7 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     errs.push(e);
                     crate::sessions::SessionRules::default()
                 }),
+                require_permission: p.require_permission,
             }))
         }
         "webhook" => {

@@ -42,6 +42,8 @@ pub struct JwtPolicy {
     pub max_lifetime_s: Option<u64>,
     /// Live-session rules (SPEC §9): cut at expiry, sessions per viewer.
     pub sessions: crate::sessions::SessionRules,
+    /// The token's permission claim must list the stream under `read` (SPEC §10).
+    pub require_permission: bool,
 }
 
 /// Default webhook timeout (SPEC §2).
@@ -104,5 +106,7 @@ pub struct PolicyEntry {
     pub object: String,
     pub tenant: String,
     pub policy: Policy,
+    /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
+    pub publish: crate::publish::PublishRule,
     pub source: Source,
 }
