@@ -419,10 +419,15 @@ def old_token_of(w, viewer):
 def third_session(w, stream, viewer, on_exceed):
     w.set_policy(stream, {"tenant": "t1", "type": "jwt", "max_sessions_per_viewer": 2,
                           "on_exceed": on_exceed})
-    # A unique jti per token: MistServer's session id is sha256(stream + ip + token).
-    return [Download(w.workdir, w.name(f"{on_exceed}-{i}"),
+    # A unique jti per token: MistServer's session id is sha256(stream + ip + token). One after
+    # the other, so the first is the oldest.
+    viewers = []
+    for i in range(2):
+        v = Download(w.workdir, w.name(f"{on_exceed}-{i}"),
                      w.mist.url(f"/{stream}.mp4?jwt={w.usher.sign('k1', '--sub', viewer)}"))
-            for i in range(2)]
+        viewers.append(v)
+        v.wait_playing()
+    return viewers
 
 
 @check
