@@ -1,7 +1,8 @@
 """Publishers against the real MistServer (SPEC §10): ffmpeg pushes RTMP into the `push://` stream
 `live` (stream names `live+…`); MistServer asks usher through STREAM_PUSH (and PUSH_REWRITE when
-registered). A push is "accepted" when MistServer lists the stream in `active_streams` and a
-viewer plays it; "refused" when ffmpeg fails and the stream never becomes active.
+registered). A push is "accepted" when MistServer lists the stream in `active_streams`, ffmpeg
+keeps pushing and MistServer logged no rejection (and, where the check says so, a viewer plays it);
+"refused" when ffmpeg fails and MistServer logs that STREAM_PUSH rejected it.
 
 Registered into suite.py's check list by `register(check)`, after the viewer checks.
 """
@@ -15,6 +16,9 @@ from harness import Proc, RecordingProxy, play, wait_for
 STREAM_KEY = "e2e-" + os.urandom(12).hex()
 # Live media over HTTP for a few seconds: the MP4 header and some frames.
 LIVE_PLAYS_BYTES = 20_000
+# With usher down, how long to watch an accepted push before calling it accepted: MistServer's
+# five refused attempts take well under this.
+USHER_DOWN_SETTLE_S = 5
 
 
 def active_streams(w):
@@ -31,12 +35,25 @@ def pusher(w, stream, query):
     return Proc(f"ffmpeg-{stream}", argv, os.path.join(w.workdir, f"{w.name('push')}.ffmpeg.log"))
 
 
-def assert_push_accepted(w, stream, query):
+def assert_push_accepted(w, stream, query, trigger="STREAM_PUSH"):
+    """`trigger`: the trigger usher answers for this push; None when usher is down (fail open)."""
+    mist_log = os.path.join(w.workdir, "mist.log")
+    start = os.path.getsize(mist_log)
     proc = pusher(w, stream, query)
     try:
         wait_for(f"MistServer to list {stream} as active",
                  lambda: stream in active_streams(w) or _exited(proc), 30, interval=0.2)
+        # The buffer is listed before STREAM_PUSH is answered (see assert_push_refused): wait for
+        # usher's answer to this push before judging, or, with usher down, for MistServer to have
+        # given up on it (5 refused attempts) and used the default.
+        if trigger:
+            wait_for(f"usher to allow the {trigger} of {stream}",
+                     lambda: any(l.get("message") == "push allowed" and l.get("stream") == stream
+                                 and l.get("trigger") == trigger for l in w.usher.logs()), 30)
+        else:
+            time.sleep(USHER_DOWN_SETTLE_S)
         assert proc.alive(), "ffmpeg's push ended: MistServer refused it"
+        assert not _rejected(mist_log, start, stream), f"MistServer rejected the push of {stream}"
         assert stream in active_streams(w), f"{stream} is not active"
         return proc
     except BaseException:
@@ -45,22 +62,42 @@ def assert_push_accepted(w, stream, query):
 
 
 def assert_push_refused(w, stream, query, reason=None):
+    """Refused: ffmpeg's push ends with an error and MistServer logs that it rejected the push.
+
+    Not "the stream never shows in active_streams": MistServer starts the stream's buffer before
+    it asks STREAM_PUSH (`Output::allowPush` in src/output/output.cpp calls
+    `waitForStreamPushReady()` first), so a refused push's stream can be listed for a moment —
+    in full runs it was, about one run in two.
+    """
+    mist_log = os.path.join(w.workdir, "mist.log")
+    start = os.path.getsize(mist_log)
     proc = pusher(w, stream, query)
-    seen_active = False
     try:
         deadline = time.monotonic() + 30
         while proc.alive() and time.monotonic() < deadline:
-            seen_active = seen_active or stream in active_streams(w)
             time.sleep(0.2)
         assert not proc.alive(), "ffmpeg is still pushing after 30 s"
         assert proc.popen.returncode != 0, "ffmpeg ended without an error"
     finally:
         proc.stop(timeout=5)
-    assert not seen_active and stream not in active_streams(w), f"{stream} became active"
+    wait_for(f"MistServer to log that it rejected {stream}",
+             lambda: _rejected(mist_log, start, stream), 10)
     if reason:
         wait_for(f"usher to log a {reason} refusal of {stream}",
                  lambda: any(l.get("message") == "push refused" and l.get("stream") == stream
                              and l.get("reason") == reason for l in w.usher.logs()), 10)
+
+
+def _rejected(mist_log, start, stream):
+    with open(mist_log, errors="replace") as f:
+        f.seek(start)
+        # STREAM_PUSH's refusal is logged by a process named after the stream; PUSH_REWRITE's names
+        # the push URL; a push renamed to PUSH_REWRITE's default ("false", or "true" when none is
+        # set) is refused as a stream of that name, which names only the default.
+        return any(("rejected" in line and stream in line)
+                   or "stream true not configured" in line
+                   or "stream false not configured" in line
+                   for line in f)
 
 
 def _exited(proc):
@@ -180,7 +217,7 @@ def register(check):
             w.mist.set_triggers(triggers)
             w.usher.stop()
             try:
-                proc = assert_push_accepted(w, "live+open", "?key=wrong")
+                proc = assert_push_accepted(w, "live+open", "?key=wrong", trigger=None)
                 proc.stop(timeout=5)
             finally:
                 w.usher.start()
@@ -213,7 +250,7 @@ def register(check):
             triggers["PUSH_REWRITE"] = [{"handler": w.usher.handler, "sync": True, "streams": []}]
             w.mist.set_triggers(triggers)
             assert_push_refused(w, "live+re", "?key=wrong", "stream-key-mismatch")
-            proc = assert_push_accepted(w, "live+ra", f"?key={STREAM_KEY}")
+            proc = assert_push_accepted(w, "live+ra", f"?key={STREAM_KEY}", trigger="PUSH_REWRITE")
             proc.stop(timeout=5)
             w.usher.stop()
             try:
