@@ -10,6 +10,7 @@ use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
 use crate::enforce::Enforcer;
+use crate::fleet::Fleet;
 use crate::metrics::{Gauges, Metrics};
 use crate::policy::store::Snapshot;
 
@@ -22,6 +23,8 @@ pub struct App {
     evaluator: Evaluator,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    /// This node's membership of the fleet (SPEC §11); `None` without `[fleet]`.
+    fleet: Option<Fleet>,
 }
 
 impl App {
@@ -39,7 +42,19 @@ impl App {
             evaluator,
             config,
             metrics,
+            fleet: None,
         }
+    }
+
+    /// The same daemon as a member of `fleet`.
+    pub fn with_fleet(mut self, fleet: Fleet) -> App {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet this node follows, if any.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
     }
 
     /// The one way to change what usher enforces.
@@ -199,7 +214,11 @@ impl App {
         if let Some(j) = self.evaluator.jwks() {
             gauges.jwks_tenants_failing = j.failing_tenants() as u64;
         }
-        self.metrics.render(&gauges)
+        let mut text = self.metrics.render(&gauges);
+        if let Some(fleet) = &self.fleet {
+            text.push_str(&fleet.render_metrics());
+        }
+        text
     }
 }
 

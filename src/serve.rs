@@ -12,6 +12,7 @@ use crate::cache::DecisionCache;
 use crate::config::Config;
 use crate::control::{self, Control};
 use crate::enforce::{Enforcer, Parts};
+use crate::fleet::Fleet;
 use crate::jwks::{JwksKeys, JwksOptions};
 use crate::listener::{self, Limits};
 use crate::mist::{Backoff, InvalidationQueue, MistClient};
@@ -57,6 +58,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         None => loaded.evaluator,
     };
     let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
+    let fleet_db = db.clone();
     let cache = DecisionCache::new(&config.cache);
     let enforcer = Enforcer::start(Parts {
         config: loaded.snapshot,
@@ -70,7 +72,22 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         ack_wait: Duration::from_millis(config.mist.ack_wait_ms),
     })
     .await?;
-    let app = App::new(config, evaluator, cache, enforcer);
+    let fleet = match &config.fleet {
+        Some(f) => Some(
+            Fleet::start(
+                f.clone(),
+                &Config::base_dir(path),
+                enforcer.clone(),
+                &fleet_db,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut app = App::new(config, evaluator, cache, enforcer);
+    if let Some(fleet) = &fleet {
+        app = app.with_fleet(fleet.clone());
+    }
     if let Some(j) = &jwks {
         tokio::spawn(reload::follow_jwks(app.clone(), j.clone()));
     }
@@ -137,6 +154,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = trigger_task.await;
     let _ = control_task.await;
     queue.shutdown();
+    if let Some(fleet) = &fleet {
+        fleet.shutdown();
+    }
     sampler.abort();
     if let Some(j) = drained.evaluator().jwks() {
         j.shutdown();

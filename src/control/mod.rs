@@ -4,6 +4,7 @@
 //! and `GET /v1/status` serves [`crate::status`].
 
 pub mod error;
+pub mod fleet;
 pub mod invalidate;
 pub mod keys;
 pub mod openapi;
@@ -128,6 +129,11 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         .map(percent_decode)
         .collect::<Result<Vec<_>, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // With the fleet on, writes go to JetStream (SPEC §11).
+    let req = match fleet::intercept(ctl, &segments, req).await {
+        Ok(reply) => return reply,
+        Err(req) => req,
+    };
     let method = req.method().clone();
     match (segments.as_slice(), method) {
         (["keys"], Method::GET) => Ok(keys::list(ctl)),
@@ -139,10 +145,11 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
         (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
         (["status"], Method::GET) => Ok(status(ctl)),
+        (["fleet"], Method::GET) => fleet::list(ctl),
         (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
         (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
         | (["policies", _] | ["invalidate"] | ["test"], _)
-        | (["status"] | ["openapi.json"], _) => Err(ApiError::MethodNotAllowed),
+        | (["status"] | ["openapi.json"] | ["fleet"], _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("no such endpoint".into())),
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::keys::VerifyingKey;
+use crate::mist::Ticket;
 use crate::policy::model::PolicyEntry;
 use crate::policy::store::Snapshot;
 use crate::spec::{KeySpec, PolicySpec};
@@ -36,6 +37,22 @@ pub enum Change {
     Reload(Box<Snapshot>),
     /// The JWKS sets of these tenants changed.
     JwksChanged { tenants: Vec<String> },
+    /// A change received from the fleet feed (SPEC §11): applied as `change`, and the feed
+    /// recorded as applied up to `revision` in the same transaction. An inner change this node
+    /// refuses (it clashes with its config file, say) is skipped with a warning and its revision
+    /// recorded all the same, so the feed never stalls on one record.
+    Remote {
+        revision: Revision,
+        change: Box<Change>,
+    },
+}
+
+/// A position in one fleet feed (a JetStream key-value bucket): the bucket's name and the
+/// revision (stream sequence) of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub feed: String,
+    pub seq: u64,
 }
 
 impl Change {
@@ -49,6 +66,7 @@ impl Change {
             Change::Invalidate(_) => "invalidate",
             Change::Reload(_) => "reload",
             Change::JwksChanged { .. } => "jwks",
+            Change::Remote { .. } => "remote",
         }
     }
 }
@@ -89,6 +107,9 @@ pub struct Applied {
     pub policy: Option<Arc<PolicyEntry>>,
     /// What was invalidated.
     pub invalidated: Invalidated,
+    /// The MistServer queue's receipt for the invalidation (`None`: nothing was sent); see
+    /// [`Enforcer::mist_acknowledged`](super::Enforcer::mist_acknowledged).
+    pub ticket: Option<Ticket>,
 }
 
 /// What an invalidation did; part of the answer of every invalidating API call.

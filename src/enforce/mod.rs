@@ -17,6 +17,7 @@ pub mod change;
 mod edit;
 pub mod layers;
 pub mod notify;
+mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 pub use affected::Scope;
-pub use change::{Applied, Change, Invalidated, Outcome, Refused, Target};
+pub use change::{Applied, Change, Invalidated, Outcome, Refused, Revision, Target};
 pub use notify::MistNotifier;
 
 use edit::Edit;
@@ -34,7 +35,7 @@ use crate::cache::DecisionCache;
 use crate::jwks::JwksKeys;
 use crate::keys::{KeyAlg, KeySource, VerifyingKey};
 use crate::metrics::Metrics;
-use crate::mist::{MAX_PENDING, MistClient, QueueStatus};
+use crate::mist::{MAX_PENDING, MistClient, QueueStatus, Ticket};
 use crate::net::guard::SsrfGuard;
 use crate::policy::build;
 use crate::policy::model::Source;
@@ -143,11 +144,33 @@ impl Enforcer {
     /// Applies one change: validate, commit (with the names it invalidates), swap, drop the
     /// cached decisions, then tell MistServer. On `Err` nothing changed.
     pub async fn apply(&self, change: Change) -> Result<Applied, Refused> {
+        match change {
+            Change::Remote { revision, change } => self.apply_remote(revision, *change).await,
+            change => self.apply_at(change, None).await,
+        }
+    }
+
+    /// [`Enforcer::apply`], recording `revision` (a fleet feed's) in the same transaction. A
+    /// change from the feed does not wait for MistServer: the feed goes on at once, and whoever
+    /// needs the acknowledgement waits on [`Applied::ticket`].
+    async fn apply_at(
+        &self,
+        change: Change,
+        revision: Option<Revision>,
+    ) -> Result<Applied, Refused> {
         let kind = change.kind();
         let prepared = self.prepare(&change).await?;
         let mut layers = self.inner.writes.lock().await;
         let old = self.inner.store.load();
-        let edit = edit_for(&mut layers, &old, change, prepared).await?;
+        let mut edit = edit_for(&mut layers, &old, change, prepared).await?;
+        let ack_wait = match revision {
+            Some(r) => {
+                edit.writes
+                    .push(crate::state::Write::Revision(r.feed, r.seq));
+                Duration::ZERO
+            }
+            None => self.inner.ack_wait,
+        };
         let new = edit.new.map(Arc::new);
         let after = new.clone().unwrap_or_else(|| old.clone());
         let known = self.inner.cache.known_streams(|_| true);
@@ -181,14 +204,23 @@ impl Enforcer {
             dropped,
             "change applied"
         );
-        let invalidated = self
-            .tell_mist(streams, pending, dropped, &edit.scopes, &old, &after)
+        let (invalidated, ticket) = self
+            .tell_mist(
+                streams,
+                pending,
+                dropped,
+                &edit.scopes,
+                &old,
+                &after,
+                ack_wait,
+            )
             .await;
         Ok(Applied {
             outcome: edit.outcome,
             key: edit.key,
             policy: edit.policy,
             invalidated,
+            ticket,
         })
     }
 
@@ -221,7 +253,8 @@ impl Enforcer {
     }
 
     /// Hands the names to MistServer, adds MistServer's active streams the change touches, and
-    /// waits (bounded) for the acknowledgement.
+    /// waits (at most `ack_wait`) for the acknowledgement.
+    #[allow(clippy::too_many_arguments)]
     async fn tell_mist(
         &self,
         mut streams: Vec<String>,
@@ -230,7 +263,8 @@ impl Enforcer {
         scopes: &[Scope],
         old: &Snapshot,
         new: &Snapshot,
-    ) -> Invalidated {
+        ack_wait: Duration,
+    ) -> (Invalidated, Option<Ticket>) {
         let mut refused = pending.refused;
         let mut ticket =
             (!pending.stored.is_empty()).then(|| self.inner.mist.enqueue(pending.stored));
@@ -251,14 +285,10 @@ impl Enforcer {
             }
         }
         let Some(ticket) = ticket else {
-            return Invalidated::nothing();
+            return (Invalidated::nothing(), None);
         };
         refused += ticket.refused();
-        let acked = self
-            .inner
-            .mist
-            .wait_acknowledged(ticket, self.inner.ack_wait)
-            .await;
+        let acked = self.inner.mist.wait_acknowledged(ticket, ack_wait).await;
         self.inner.metrics.invalidation(dropped);
         if refused > 0 {
             tracing::error!(
@@ -273,11 +303,12 @@ impl Enforcer {
             mist_acknowledged = acked,
             "invalidated"
         );
-        Invalidated {
+        let invalidated = Invalidated {
             dropped,
             streams,
             mist_acknowledged: acked && refused == 0,
-        }
+        };
+        (invalidated, Some(ticket))
     }
 
     /// Stores names found after the change committed (MistServer's active streams).
@@ -375,6 +406,10 @@ async fn edit_for(
             let key = api_key(&kid, &spec)?;
             edit::put_key(old, &kid, &spec, key)
         }
+        // `apply` unwraps a remote change before it gets here; one nested inside another is refused.
+        (Change::Remote { .. }, _) => Err(Refused::InvalidPolicy(
+            "a fleet change cannot carry another fleet change".into(),
+        )),
     }
 }
 
