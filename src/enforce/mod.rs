@@ -159,7 +159,7 @@ impl Enforcer {
         revision: Option<Revision>,
     ) -> Result<Applied, Refused> {
         let kind = change.kind();
-        let prepared = self.prepare(&change).await?;
+        let prepared = self.prepare(&change, revision.is_some()).await?;
         let mut layers = self.inner.writes.lock().await;
         let old = self.inner.store.load();
         let mut edit = edit_for(&mut layers, &old, change, prepared).await?;
@@ -224,8 +224,11 @@ impl Enforcer {
         })
     }
 
-    /// The checks that need no lock: parsing key material, resolving a webhook host.
-    async fn prepare(&self, change: &Change) -> Result<Prepared, Refused> {
+    /// The checks that need no lock: parsing key material, resolving a webhook host. `remote`:
+    /// the change comes from the fleet, where the writing node resolved the host already; a
+    /// name that does not resolve here now is taken as the config file takes it (the webhook
+    /// call resolves and filters again, failing closed).
+    async fn prepare(&self, change: &Change, remote: bool) -> Result<Prepared, Refused> {
         match change {
             Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
             Change::PutPolicy { object, spec } if spec.kind == "webhook" => {
@@ -237,15 +240,16 @@ impl Enforcer {
                 shape.secret.get_or_insert_with(|| "kept".into());
                 build::entry(object, &shape, Source::Api)
                     .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
-                let url = self
-                    .inner
-                    .guard
-                    .validate_for_policy(url)
-                    .await
-                    .map_err(|e| Refused::UrlRefused {
-                        code: e.code(),
-                        message: e.to_string(),
-                    })?;
+                let checked = match self.inner.guard.validate_for_policy(url).await {
+                    Err(e) if remote && e.code() == "dns-failure" => {
+                        self.inner.guard.check_url(url)
+                    }
+                    checked => checked,
+                };
+                let url = checked.map_err(|e| Refused::UrlRefused {
+                    code: e.code(),
+                    message: e.to_string(),
+                })?;
                 Ok(Prepared::Url(Some(url)))
             }
             _ => Ok(Prepared::Nothing),
