@@ -389,6 +389,24 @@ async fn two_concurrent_writes_of_one_policy_get_exactly_one_409() {
     let conflict = if one.0 == 409 { &one.1 } else { &two.1 };
     assert_eq!(conflict["error"], "revision-conflict", "{conflict}");
 
+    // A read gives the revision to send back.
+    let winner = if one.0 == 200 { &one.1 } else { &two.1 };
+    let latest = winner["revision"].as_u64().unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, got) = b.api().call("GET", "/v1/policies/vod", None).await;
+        assert_eq!(status, 200, "{got}");
+        if got["revision"] == latest {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET never showed {latest}: {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, set) = put(&b, "/v1/policies/vod", policy("public"), Some(latest)).await;
+    assert_eq!(status, 200, "{set}");
     // A stale revision is refused, and so is creating what exists.
     let (status, err) = put(&b, "/v1/policies/vod", policy("public"), Some(read)).await;
     assert_eq!((status, &err["error"]), (409, &json!("revision-conflict")));

@@ -43,6 +43,9 @@ pub async fn intercept(
         return Err(req);
     };
     let method = req.method().clone();
+    if let (["policies", object], &Method::GET) = (segments, &method) {
+        return Ok(get_policy(ctl, fleet, object).await);
+    }
     let handled = matches!(
         (segments, &method),
         (["keys", _], &Method::PUT)
@@ -210,6 +213,18 @@ async fn delete_policy(ctl: &Control, fleet: &Fleet, object: &str, expected: Opt
         json!({ "object": object, "deleted": true }),
         &written,
     )
+}
+
+/// `GET /v1/policies/{object}` from this node's copy, with the revision to send back in
+/// `If-Match` when this node's copy holds the bucket's latest record of it.
+async fn get_policy(ctl: &Control, fleet: &Fleet, object: &str) -> Reply {
+    let (status, shown) = super::policies::get(ctl, object)?;
+    let source = shown["source"].as_str().unwrap_or_default();
+    let revision = match source {
+        "api" => fleet.revision_here(Role::Policies, object).await,
+        _ => None,
+    };
+    Ok((status, merge(shown, json!({ "revision": revision }))))
 }
 
 async fn invalidate(fleet: &Fleet, body: &[u8]) -> Reply {

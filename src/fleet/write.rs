@@ -120,6 +120,22 @@ impl Fleet {
         }
     }
 
+    /// The bucket's latest revision of `name` when this node has applied it (its copy shows that
+    /// record); `None` when NATS is away or this node is behind.
+    pub async fn revision_here(&self, role: Role, name: &str) -> Option<u64> {
+        if !self.connected() {
+            return None;
+        }
+        let bucket = self.objects()?.bucket_name(role).to_owned();
+        let key = record::encode(name);
+        let wait = Duration::from_millis(self.config().write_timeout_ms);
+        let (revision, _) = tokio::time::timeout(wait, self.latest(role, &key))
+            .await
+            .ok()?
+            .ok()??;
+        (revision <= self.progress().applied(&bucket)).then_some(revision)
+    }
+
     /// The latest revision of `key` and whether it is a delete marker; `None`: never written.
     async fn latest(&self, role: Role, key: &str) -> Result<Option<(u64, bool)>, ApiError> {
         let objects = self
