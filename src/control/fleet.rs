@@ -111,6 +111,7 @@ fn answer(status: StatusCode, shown: Value, written: &Written) -> Reply {
         .applied
         .as_ref()
         .map_or_else(Invalidated::nothing, |a| a.invalidated.clone());
+    let shown = if shown.is_object() { shown } else { json!({}) };
     let shown = merge(
         shown,
         json!({ "revision": written.revision, "applied": written.applied_here }),

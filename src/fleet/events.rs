@@ -39,6 +39,7 @@ async fn consume_once(fleet: &Fleet) -> anyhow::Result<()> {
     let objects = fleet
         .objects()
         .ok_or_else(|| anyhow::anyhow!("not set up"))?;
+    fleet.recheck().await?;
     let name = fleet.names().consumer(fleet.node_id());
     let consumer = objects
         .events()

@@ -30,9 +30,30 @@ async fn follow_once(fleet: &Fleet, role: Role) -> anyhow::Result<u64> {
     let objects = fleet
         .objects()
         .ok_or_else(|| anyhow::anyhow!("not set up"))?;
+    fleet.recheck().await?;
     let kv = objects.bucket(role);
     let feed = objects.bucket_name(role).to_owned();
-    let from = fleet.progress().applied(&feed);
+    let mut from = fleet.progress().applied(&feed);
+    let last = fleet
+        .js()
+        .get_stream(format!("KV_{feed}"))
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    if last < from {
+        // The bucket holds fewer revisions than this node applied: it was made anew (a new NATS
+        // store). Its revisions start again, so follow it from its start.
+        tracing::error!(
+            feed = feed.as_str(),
+            applied = from,
+            last,
+            "fleet: the bucket is behind this node (recreated?); following it from its start"
+        );
+        fleet.progress().reset(&feed);
+        from = 0;
+    }
     let mut watch = kv.watch_all_from_revision(from + 1).await?;
     let mut applied = 0;
     while let Some(entry) = watch.next().await {

@@ -123,6 +123,18 @@ impl Fleet {
         self.keep(tokio::spawn(status::watch_nodes(self.clone())));
     }
 
+    /// Checks the objects again (creating what is missing: a NATS store made anew) before a
+    /// follower or the consumer starts over.
+    async fn recheck(&self) -> anyhow::Result<()> {
+        objects::ensure(
+            &self.inner.js,
+            &self.inner.names,
+            self.inner.config.replicas,
+        )
+        .await
+        .map(drop)
+    }
+
     fn keep(&self, task: JoinHandle<()>) {
         self.inner
             .tasks

@@ -65,6 +65,12 @@ impl Progress {
         self.changed.notify_waiters();
     }
 
+    /// Forgets how far `feed` was applied (its bucket was made anew and counts from 1 again).
+    pub fn reset(&self, feed: &str) {
+        self.book().applied.insert(feed.to_owned(), 0);
+        self.changed.notify_waiters();
+    }
+
     /// Waits (at most `timeout`) until `feed` is applied up to `seq`; returns what applying
     /// `seq` did when it is still known. `None` with `false`: not applied in time.
     pub async fn wait(&self, feed: &str, seq: u64, timeout: Duration) -> (bool, Option<Applied>) {
