@@ -418,49 +418,6 @@ async fn two_concurrent_writes_of_one_policy_get_exactly_one_409() {
 }
 
 #[tokio::test]
-async fn nodes_follow_a_nats_store_made_anew_from_its_start() {
-    let mut nats = Nats::start();
-    let root = tempfile::tempdir().unwrap();
-    let a = Node::start(&nats, "a", root.path(), "").await;
-    let b = Node::start(&nats, "b", root.path(), "").await;
-    for kind in ["public", "deny", "public", "deny", "public"] {
-        assert!(put(&a, "/v1/policies/vod", policy(kind), None).await.0 < 300);
-    }
-    b.wait_decision("vod", "t", "old", "true").await;
-
-    nats.down();
-    nats.wipe();
-    nats.up();
-    // Revisions count from 1 again: each node notices the bucket is behind it and follows it from
-    // its start instead of waiting for it to pass 5.
-    for n in [&a, &b] {
-        let deadline = Instant::now() + CONVERGE;
-        while !n
-            .api()
-            .metrics()
-            .await
-            .contains("usher_fleet_applied_revision{bucket=\"usher_policies\"} 0")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "never noticed; log:\n{}",
-                n.d().log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let (status, set) = put(&a, "/v1/policies/fresh", policy("public"), None).await;
-    assert_eq!((status, &set["revision"]), (201, &json!(1)), "{set}");
-    // The default policy denies: an allow is the new bucket's record applied.
-    b.wait_decision("fresh", "t", "new", "true").await;
-    assert_eq!(
-        b.decide("vod", "t", "new").await,
-        "true",
-        "the copy is kept"
-    );
-}
-
-#[tokio::test]
 async fn without_a_fleet_section_get_fleet_is_404() {
     let d = tokio::task::spawn_blocking(|| Daemon::start(""))
         .await

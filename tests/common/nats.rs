@@ -156,14 +156,6 @@ impl Nats {
     }
 }
 
-impl Nats {
-    /// Deletes the store (only while down): the next [`Nats::up`] starts with nothing.
-    pub fn wipe(&mut self) {
-        assert!(self.child.is_none(), "stop it first");
-        std::fs::remove_dir_all(&self.store).unwrap();
-    }
-}
-
 impl Drop for Nats {
     fn drop(&mut self) {
         self.down();
