@@ -336,6 +336,11 @@ async fn with_nats_down_nodes_serve_their_copies_and_writes_answer_503_then_conv
         assert_eq!(err["error"], "fleet-unavailable", "{err}");
         let (status, got) = n.api().call("GET", "/v1/policies/vod", None).await;
         assert_eq!((status, &got["type"]), (200, &json!("public")), "{got}");
+        let (status, err) = n
+            .api()
+            .call("POST", "/v1/invalidate", Some(json!({"streams": ["vod"]})))
+            .await;
+        assert_eq!((status, &err["error"]), (503, &json!("fleet-unavailable")));
     }
 
     nats.up();

@@ -230,6 +230,12 @@ async fn get_policy(ctl: &Control, fleet: &Fleet, object: &str) -> Reply {
 
 async fn invalidate(fleet: &Fleet, body: &[u8]) -> Reply {
     let target = parse::<InvalidateBody>(body)?.target()?;
+    if !fleet.connected() {
+        // Not handed to the client at all: it would send it after reconnecting, unasked.
+        return Err(ApiError::FleetUnavailable(
+            "NATS is not connected; the invalidation was not sent: retry".into(),
+        ));
+    }
     let seq = events::publish(fleet, &target).await.map_err(|_| {
         ApiError::FleetUnavailable(
             "the fleet's JetStream did not confirm the invalidation; retry".into(),
@@ -264,5 +270,26 @@ fn check_object(object: &str) -> Result<(), ApiError> {
         Err(ApiError::BadName(
             "object must be 1..=256 printable characters without whitespace".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn parsed(v: &str) -> Result<Option<u64>, ApiError> {
+        if_match(Some(&HeaderValue::from_str(v).unwrap()))
+    }
+
+    #[test]
+    fn if_match_takes_a_revision_quoted_or_not() {
+        assert_eq!(if_match(None).unwrap(), None);
+        assert_eq!(parsed("7").unwrap(), Some(7));
+        assert_eq!(parsed("\"7\"").unwrap(), Some(7));
+        assert_eq!(parsed("W/\"0\"").unwrap(), Some(0));
+        for bad in ["*", "abc", "-1", "\"\""] {
+            assert!(matches!(parsed(bad), Err(ApiError::BadBody(_))), "{bad}");
+        }
     }
 }
