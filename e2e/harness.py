@@ -122,6 +122,7 @@ class Mist:
         self.workdir = workdir
         self.api_port = free_port()
         self.http_port = free_port()
+        self.rtmp_port = free_port()  # publishers push here (SPEC §10)
         self.config_path = os.path.join(workdir, "mist.json")
         self.tmp = os.path.join(workdir, "mist-tmp")
         os.makedirs(self.tmp, exist_ok=True)
@@ -132,6 +133,7 @@ class Mist:
                     {"connector": "HTTP", "interface": "127.0.0.1", "port": self.http_port},
                     {"connector": "HLS"},
                     {"connector": "MP4"},
+                    {"connector": "RTMP", "interface": "127.0.0.1", "port": self.rtmp_port},
                 ],
                 "triggers": triggers,
             },
@@ -395,8 +397,11 @@ class RecordingProxy:
         return f"http://127.0.0.1:{self.port}/trigger"
 
     def user_new(self):
+        return self.of("USER_NEW")
+
+    def of(self, trigger):
         with self.lock:
-            return [r for r in self.records if r["trigger"] == "USER_NEW"]
+            return [r for r in self.records if r["trigger"] == trigger]
 
     def close(self):
         self.server.shutdown()

@@ -19,6 +19,7 @@ import traceback
 import urllib.parse
 
 import harness
+import publishers
 from harness import Download, Mist, PausableProxy, RecordingProxy, Usher, play, wait_for
 
 CHECKS = []
@@ -46,6 +47,8 @@ class World:
             name: {"name": name, "source": self.media}
             for name in ("vod", "vodh", "vodb", "vodr", "vodp", "vode", "vods", "vodk")
         }
+        streams["vodq"] = {"name": "vodq", "source": self.media}  # require_permission (SPEC §10)
+        streams["live"] = {"name": "live", "source": "push://"}  # publishers push live+… here
         self.mist = Mist(mist_dir, workdir, streams, {"STREAM_BUFFER": [OTHER_TRIGGER]})
         # usher reaches MistServer's API through a relay that a check can make hang.
         self.mist_relay = PausableProxy(self.mist.api_port)
@@ -374,6 +377,11 @@ def mist_setup_survives_a_mistserver_restart(w):
     code, size, _ = play(w.workdir, w.name("after-restart"), w.mist.url(f"/vod.mp4?jwt={token}"))
     assert code == 200 and size >= PLAYS_BYTES, f"HTTP {code}, {size} bytes"
     assert_refused(w, "vode", "", "missing-token")
+
+
+# --- publishers (SPEC §10) ------------------------------------------------------------------------
+
+publishers.register(check)
 
 
 # Three base64url parts: a JWT, also one that lost its first character to a Bearer header.

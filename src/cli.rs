@@ -50,6 +50,10 @@ pub enum Command {
         /// The handler URL MistServer should call (default: from `[trigger] listen`).
         #[arg(long)]
         handler: Option<String>,
+        /// Also register PUSH_REWRITE (blocking, default "false"; STREAM_PUSH is always
+        /// registered). Only for setups that need it: it fires on every push.
+        #[arg(long)]
+        push_rewrite: bool,
     },
     /// Show what the running daemon is doing: decisions/s, top deny reasons over the last
     /// minute, cache, pending MistServer invalidations, JWKS per tenant.
@@ -70,8 +74,14 @@ pub enum Command {
     Verify {
         #[arg(long)]
         stream: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         token: String,
+        /// Evaluate a push of the stream (its publish rule) instead of a viewer.
+        #[arg(long)]
+        publish: bool,
+        /// With --publish: the stream key the encoder sends (`key` query parameter).
+        #[arg(long)]
+        key: Option<String>,
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
         #[arg(long, default_value = "HLS")]
@@ -90,7 +100,11 @@ pub fn run() -> ExitCode {
         Command::CheckConfig => check_config(&cli.config),
         Command::Keygen { kid, alg, out } => keygen(&kid, &alg, &out),
         Command::Sign(args) => sign(args),
-        Command::MistSetup { api, handler } => mist_setup(&cli.config, api, handler),
+        Command::MistSetup {
+            api,
+            handler,
+            push_rewrite,
+        } => mist_setup(&cli.config, api, handler, push_rewrite),
         Command::Openapi => {
             print!("{}", crate::control::openapi::pretty());
             ExitCode::SUCCESS
@@ -103,10 +117,30 @@ pub fn run() -> ExitCode {
         Command::Verify {
             stream,
             token,
+            publish,
+            key,
             ip,
             connector,
             fire_webhook,
-        } => verify(&cli.config, &stream, &token, &ip, &connector, fire_webhook),
+        } => {
+            let push = match (publish, key) {
+                (true, key) => Some(key.unwrap_or_default()),
+                (false, None) => None,
+                (false, Some(_)) => {
+                    eprintln!("usher verify: --key goes with --publish");
+                    return ExitCode::from(2);
+                }
+            };
+            let request = VerifyRequest {
+                stream: &stream,
+                token: &token,
+                ip: &ip,
+                connector: &connector,
+                fire_webhook,
+                push_key: push.as_deref(),
+            };
+            verify(&cli.config, &request)
+        }
     }
 }
 
@@ -210,6 +244,15 @@ pub struct SignArgs {
     /// NAME=JSON (a value that is not JSON is taken as a string); repeatable.
     #[arg(long = "claim")]
     claims: Vec<String>,
+    /// A stream name or `*`-suffixed prefix the token may read; repeatable (SPEC §10).
+    #[arg(long = "read")]
+    read: Vec<String>,
+    /// A stream name or `*`-suffixed prefix the token may publish; repeatable (SPEC §10).
+    #[arg(long = "publish")]
+    publish: Vec<String>,
+    /// The claim --read/--publish are written to (the tenant's `permission_claim`).
+    #[arg(long, default_value = crate::publish::permission::DEFAULT_CLAIM)]
+    permission_claim: String,
 }
 
 fn sign(a: SignArgs) -> ExitCode {
@@ -226,6 +269,10 @@ fn sign(a: SignArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if !a.read.is_empty() || !a.publish.is_empty() {
+        let value = crate::publish::permission::claim_value(&a.read, &a.publish);
+        claims.push((a.permission_claim.clone(), value));
     }
     let key = match std::fs::read(&a.key) {
         Ok(k) => k,
@@ -262,27 +309,46 @@ fn sign(a: SignArgs) -> ExitCode {
     }
 }
 
-fn verify(
-    path: &std::path::Path,
-    stream: &str,
-    token: &str,
-    ip: &str,
-    connector: &str,
+/// What `usher verify` evaluates: a viewer, or with `push_key` a push.
+struct VerifyRequest<'a> {
+    stream: &'a str,
+    token: &'a str,
+    ip: &'a str,
+    connector: &'a str,
     fire_webhook: bool,
-) -> ExitCode {
-    let request = OwnedRequest::dry_run(stream, token, ip, connector);
+    /// `Some` (possibly empty) for `--publish`: the stream key the encoder sends.
+    push_key: Option<&'a str>,
+}
+
+fn verify(path: &std::path::Path, v: &VerifyRequest<'_>) -> ExitCode {
+    let request = OwnedRequest::dry_run(v.stream, v.token, v.ip, v.connector);
+    let mode = Mode::DryRun {
+        fire_webhook: v.fire_webhook,
+    };
     let decision = runtime().block_on(async {
         let loaded = setup::load(path).await?;
-        let entry = loaded.snapshot.resolve(stream).clone();
-        let decision = loaded
-            .evaluator
-            .evaluate(
-                &loaded.snapshot,
-                &entry,
-                &request.as_request(),
-                Mode::DryRun { fire_webhook },
-            )
-            .await;
+        let entry = loaded.snapshot.resolve(v.stream).clone();
+        let decision = match v.push_key {
+            None => {
+                loaded
+                    .evaluator
+                    .evaluate(&loaded.snapshot, &entry, &request.as_request(), mode)
+                    .await
+            }
+            Some(key) => {
+                let url = crate::decision::dry_run_push_url(v.stream, v.token, key);
+                let push = crate::decision::PushRequest {
+                    stream: v.stream,
+                    host: v.ip,
+                    connector: v.connector,
+                    push_url: &url,
+                };
+                loaded
+                    .evaluator
+                    .evaluate_push(&loaded.snapshot, &entry, &push, mode)
+                    .await
+            }
+        };
         Ok::<_, policy::build::Problems>(decision)
     });
     let decision = match decision {
@@ -344,7 +410,12 @@ fn status(
     }
 }
 
-fn mist_setup(path: &std::path::Path, api: Option<String>, handler: Option<String>) -> ExitCode {
+fn mist_setup(
+    path: &std::path::Path,
+    api: Option<String>,
+    handler: Option<String>,
+    push_rewrite: bool,
+) -> ExitCode {
     let config = match crate::config::Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -365,7 +436,12 @@ fn mist_setup(path: &std::path::Path, api: Option<String>, handler: Option<Strin
     });
     let result = runtime().block_on(async {
         let client = crate::mist::MistClient::new(&mist)?;
-        crate::mist::setup::run(&client, &handler).await
+        crate::mist::setup::run(
+            &client,
+            &handler,
+            crate::mist::setup::triggers(push_rewrite),
+        )
+        .await
     });
     match result {
         Ok(changes) => {

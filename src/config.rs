@@ -199,6 +199,9 @@ pub struct TenantConfig {
     pub id: String,
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// The claim carrying read/publish permissions (SPEC §10); `usher` when absent.
+    #[serde(default)]
+    pub permission_claim: Option<String>,
 }
 
 /// `[[keys]]`: a `kid` beside a [`KeySpec`] (a public key, or an HS256 secret).

@@ -16,6 +16,11 @@ use crate::policy::store::Snapshot;
 use crate::reason::Reason;
 use crate::webhook::{WebhookCaller, WebhookRequest};
 
+mod permitted;
+mod push;
+use crate::publish::permission::Action;
+pub use push::{PushRequest, dry_run_push_url};
+
 /// What the evaluator needs to know about one viewer session (the `USER_NEW` fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -247,6 +252,7 @@ impl Evaluator {
                     mode,
                     memo,
                     now,
+                    permission: rules.require_permission.then_some(Action::Read),
                 };
                 let d = check.run(None);
                 match self.refetched_keys(snapshot, entry, &d).await {
@@ -254,7 +260,10 @@ impl Evaluator {
                     None => d,
                 }
             }
-            Policy::Webhook(hook) => self.evaluate_webhook(entry, hook, request, mode).await,
+            Policy::Webhook(hook) => {
+                self.evaluate_webhook(entry, hook, request, mode, "play")
+                    .await
+            }
         }
     }
 
@@ -293,6 +302,7 @@ impl Evaluator {
         hook: &WebhookPolicy,
         request: &Request<'_>,
         mode: Mode,
+        action: &str,
     ) -> Decision {
         if mode
             == (Mode::DryRun {
@@ -316,6 +326,7 @@ impl Evaluator {
             request_url: request.request_url,
             viewer_token: token.as_deref().unwrap_or(""),
             connector: request.connector,
+            action,
         };
         let outcome = self.webhooks.call(hook, &call).await;
         if outcome.status.is_some() || outcome.reason == Reason::WebhookTimeout {
@@ -342,6 +353,8 @@ struct JwtCheck<'a> {
     memo: Option<&'a VerifiedSignatures>,
     /// Now, in seconds since the Unix epoch (a clock that cannot say never gets this far).
     now: f64,
+    /// The permission the token's claim must grant for the stream (SPEC §10), if any.
+    permission: Option<Action>,
 }
 
 impl JwtCheck<'_> {
@@ -364,6 +377,17 @@ impl JwtCheck<'_> {
         let dry_run = self.mode != Mode::Live;
         let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
         match jwt::check_with_memo(&token, keys, self.rules, &ctx, self.memo) {
+            Ok(verified) if !self.permitted(&verified.claims) => {
+                let mut d = Decision::new(
+                    entry,
+                    false,
+                    Reason::JwtPermissionDenied,
+                    "the token's permission claim does not grant this stream",
+                );
+                d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
+                d.kid = Some(verified.kid);
+                d
+            }
             Ok(verified) => {
                 let mut d = Decision::new(entry, true, Reason::Allowed, "token verified");
                 d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));

@@ -9,6 +9,8 @@
 //! - [`mist`]: MistServer's API: `invalidate_sessions` and the queue that retries it.
 //! - [`decision`]: the one evaluator behind `USER_NEW`, `/v1/test` and `usher verify`.
 //! - [`policy`]: objects, tenants, policies and keys, and the store swapped atomically.
+//! - [`publish`]: who may push a stream (`STREAM_PUSH`, `PUSH_REWRITE`): rules, stream keys,
+//!   the read/publish permission claim.
 //! - [`jwt`], [`keys`]: the token check; key material, keygen and signing.
 //! - [`jwks`]: tenant keys fetched from JWKS URLs, refreshed and refetched on unknown kids.
 //! - [`webhook`], [`net`]: the customer's webhook, called only through the SSRF guard.
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod mist;
 pub mod net;
 pub mod policy;
+pub mod publish;
 pub mod reason;
 pub mod recent;
 pub mod reload;

@@ -66,7 +66,12 @@ pub struct Metrics {
     user_end: AtomicU64,
     invalidations: AtomicU64,
     invalidated_decisions: AtomicU64,
+    /// Push answers (SPEC §10) by trigger ([`PUSH_TRIGGERS`]) and reason.
+    pushes: [[AtomicU64; Reason::ALL.len()]; PUSH_TRIGGERS.len()],
 }
+
+/// The publisher triggers as metric labels.
+pub const PUSH_TRIGGERS: [&str; 2] = ["STREAM_PUSH", "PUSH_REWRITE"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -77,6 +82,7 @@ impl Default for Metrics {
             user_end: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             invalidated_decisions: AtomicU64::new(0),
+            pushes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 }
@@ -130,6 +136,13 @@ impl Metrics {
         self.decision_latency[usize::from(!cache_hit)].observe(took);
     }
 
+    /// Counts one answered push trigger (`trigger` is a [`PUSH_TRIGGERS`] name).
+    pub fn push(&self, trigger: &str, reason: Reason) {
+        if let Some(t) = PUSH_TRIGGERS.iter().position(|n| *n == trigger) {
+            self.pushes[t][reason.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts one webhook call's latency.
     pub fn webhook(&self, took: Duration) {
         self.webhook_latency.observe(took);
@@ -169,6 +182,33 @@ impl Metrics {
         t
     }
 
+    /// `usher_push_decisions_total`: publisher answers, apart from the viewers' decisions.
+    fn render_pushes(&self, out: &mut String) {
+        header(
+            out,
+            "usher_push_decisions_total",
+            "counter",
+            "STREAM_PUSH and PUSH_REWRITE answers by result and reason.",
+        );
+        for (trigger, row) in PUSH_TRIGGERS.iter().zip(&self.pushes) {
+            for (reason, n) in Reason::ALL.iter().zip(row) {
+                let n = n.load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let result = if *reason == Reason::Allowed {
+                    "allow"
+                } else {
+                    "deny"
+                };
+                let _ = writeln!(
+                    out,
+                    "usher_push_decisions_total{{trigger=\"{trigger}\",result=\"{result}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -201,6 +241,7 @@ impl Metrics {
                 );
             }
         }
+        self.render_pushes(&mut out);
         header(
             &mut out,
             "usher_decision_duration_seconds",

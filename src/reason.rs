@@ -36,11 +36,17 @@ pub enum Reason {
     WebhookOverloaded,
     /// `/v1/test` without `fire_webhook`: the webhook was not called.
     WebhookTestSkipped,
+    /// A push under a `deny` publish rule (the default).
+    PublishDeny,
+    /// A push whose `key` is missing or is not the stream key.
+    StreamKeyMismatch,
+    /// A verified token whose permission claim does not list the stream (SPEC §10).
+    JwtPermissionDenied,
 }
 
 impl Reason {
     /// Every reason, for metrics pre-registration and tests.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 29] = [
         Reason::Allowed,
         Reason::PolicyDeny,
         Reason::BadTrigger,
@@ -67,6 +73,9 @@ impl Reason {
         Reason::WebhookBlockedSsrf,
         Reason::WebhookOverloaded,
         Reason::WebhookTestSkipped,
+        Reason::PublishDeny,
+        Reason::StreamKeyMismatch,
+        Reason::JwtPermissionDenied,
     ];
 
     /// The position of this reason in [`Reason::ALL`] (metrics index their counters by it).
@@ -103,6 +112,9 @@ impl Reason {
             Reason::WebhookBlockedSsrf => "webhook-blocked-ssrf",
             Reason::WebhookOverloaded => "webhook-overloaded",
             Reason::WebhookTestSkipped => "webhook-test-skipped",
+            Reason::PublishDeny => "publish-deny",
+            Reason::StreamKeyMismatch => "stream-key-mismatch",
+            Reason::JwtPermissionDenied => "jwt-permission-denied",
         }
     }
 }

@@ -68,14 +68,21 @@ pub async fn load_config(
         }
     };
     for entry in snapshot.policies() {
-        let Policy::Webhook(hook) = &entry.policy else {
-            continue;
+        let publish_hook = match &entry.publish {
+            crate::publish::PublishRule::Webhook(hook) => Some(hook),
+            _ => None,
         };
-        let at = format!("policies[object={:?}]", entry.object);
-        match caller.guard().validate_for_policy(hook.url.as_str()).await {
-            Ok(_) => {}
-            Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
-            Err(e) => problems.0.push(format!("{at}: {e}")),
+        let hooks = match &entry.policy {
+            Policy::Webhook(hook) => [Some(hook), publish_hook],
+            _ => [publish_hook, None],
+        };
+        for hook in hooks.into_iter().flatten() {
+            let at = format!("policies[object={:?}]", entry.object);
+            match caller.guard().validate_for_policy(hook.url.as_str()).await {
+                Ok(_) => {}
+                Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
+                Err(e) => problems.0.push(format!("{at}: {e}")),
+            }
         }
     }
     for (id, tenant) in snapshot.tenants() {

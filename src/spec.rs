@@ -145,6 +145,12 @@ pub struct PolicySpec {
     pub secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// `jwt` only: the token's permission claim must list the stream under `read` (SPEC §10).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_permission: bool,
+    /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Box<crate::publish::spec::PublishSpec>>,
 }
 
 /// A named spec as the config file writes it: the name field (`kid`, `object`) beside the

@@ -35,6 +35,8 @@ pub struct WebhookRequest<'a> {
     pub viewer_token: &'a str,
     /// The MistServer connector, e.g. `HLS` (`connector`).
     pub connector: &'a str,
+    /// `play` for a viewer, `publish` for a push (SPEC §10).
+    pub action: &'a str,
 }
 
 /// The result of one webhook call.
@@ -89,6 +91,7 @@ struct Body<'a> {
     request_url: &'a str,
     viewer_token: &'a str,
     connector: &'a str,
+    action: &'a str,
     timestamp: String,
 }
 
@@ -232,6 +235,7 @@ fn body_of<'a>(req: &WebhookRequest<'a>) -> Body<'a> {
         request_url: req.request_url,
         viewer_token: req.viewer_token,
         connector: req.connector,
+        action: req.action,
         timestamp,
     }
 }

@@ -97,6 +97,11 @@ async fn mist_setup_registers_usher_and_leaves_other_triggers_alone() {
         triggers["USER_END"][0]["handler"],
         "http://127.0.0.1:4250/trigger"
     );
+    assert_eq!(
+        triggers["STREAM_PUSH"],
+        json!([{"handler": "http://127.0.0.1:4250/trigger", "sync": true, "streams": [], "default": "false"}]),
+        "pushes fail closed when usher cannot answer"
+    );
 
     let url = api.url();
     let (ok, out) = tokio::task::spawn_blocking(move || mist_setup(&url))

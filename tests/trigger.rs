@@ -157,15 +157,16 @@ async fn unknown_trigger_gets_400_and_an_error_line() {
     let d = start(&public(&["vod"]));
     let a = post_trigger(
         d.trigger,
-        "PUSH_REWRITE",
+        // PUSH_REWRITE and STREAM_PUSH are answered since publishers (tests/publish.rs).
+        "STREAM_BUFFER",
         &mist::uuid(),
         1,
-        b"rtmp://x\nhost\nvod",
+        b"vod\nFULL",
     )
     .await;
     assert_eq!(a.status, 400);
     d.wait_for_log("unsupported trigger", |l| {
-        l["level"] == "ERROR" && l["trigger"] == "PUSH_REWRITE"
+        l["level"] == "ERROR" && l["trigger"] == "STREAM_BUFFER"
     })
     .await;
 }

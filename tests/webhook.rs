@@ -82,6 +82,7 @@ fn request() -> WebhookRequest<'static> {
         request_url: "http://edge/hls/live+abc123/index.m3u8?jwt=tok",
         viewer_token: "tok",
         connector: "HLS",
+        action: "play",
     }
 }
 
@@ -120,7 +121,7 @@ async fn the_body_is_signed_and_carries_every_field() {
 
     let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON body");
     let obj = body.as_object().expect("object");
-    assert_eq!(obj.len(), 7, "{body}");
+    assert_eq!(obj.len(), 8, "{body}");
     assert_eq!(body["streamName"], "live+abc123");
     assert_eq!(body["sessionId"], "e7ba6040b648");
     assert_eq!(body["viewerIp"], "203.0.113.7");
@@ -130,6 +131,7 @@ async fn the_body_is_signed_and_carries_every_field() {
     );
     assert_eq!(body["viewerToken"], "tok");
     assert_eq!(body["connector"], "HLS");
+    assert_eq!(body["action"], "play");
     let ts = body["timestamp"].as_str().expect("timestamp");
     let parsed = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 timestamp");

@@ -147,6 +147,11 @@ pub struct PolicyView {
     /// Always `********`.
     pub secret: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// `jwt` policies: the token's permission claim must list the stream under `read`.
+    pub require_permission: Option<bool>,
+    /// Who may push (SPEC §10); `{"type": "deny"}` when none was set. A webhook `secret` and a
+    /// `stream_key` are always `********`; `stream_key_sha256` is never shown.
+    pub publish: Option<crate::publish::spec::PublishSpec>,
 }
 
 /// A policy change: the policy as shown, and what it invalidated.

@@ -9,6 +9,7 @@ use super::{ApiError, Control, Reply, merge, parse};
 use crate::enforce::{Change, Outcome};
 use crate::policy::build::valid_object;
 use crate::policy::model::{Policy, PolicyEntry, Source};
+use crate::publish::PublishRule;
 use crate::spec::PolicySpec;
 
 /// What a secret is shown as.
@@ -28,8 +29,12 @@ fn check_object(object: &str) -> Result<(), ApiError> {
 /// every stream that looks the name up.
 pub async fn put(ctl: &Control, object: &str, body: &[u8]) -> Reply {
     check_object(object)?;
-    let spec: PolicySpec = parse(body)?;
+    let mut spec: PolicySpec = parse(body)?;
     check_name("tenant", &spec.tenant)?;
+    // From here on only the hash exists: the change, the database and the fleet never see the key.
+    if let Some(publish) = spec.publish.as_mut() {
+        publish.hash_stream_key();
+    }
     let change = Change::PutPolicy {
         object: object.to_owned(),
         spec,
@@ -102,6 +107,36 @@ pub fn view(entry: &PolicyEntry) -> Value {
     };
     if let (Some(map), Value::Object(more)) = (v.as_object_mut(), extra) {
         map.extend(more);
+        if let Policy::Jwt(rules) = &entry.policy {
+            map.insert("require_permission".into(), rules.require_permission.into());
+        }
+        map.insert("publish".into(), publish_view(&entry.publish));
+    }
+    v
+}
+
+/// How a `publish` rule is shown: its type and fields; a webhook secret and a stream key (not
+/// even its hash) are never shown back.
+fn publish_view(rule: &PublishRule) -> Value {
+    let mut v = json!({ "type": rule.type_name() });
+    let extra = match rule {
+        PublishRule::Deny | PublishRule::Public => json!({}),
+        PublishRule::StreamKey(_) => json!({ "stream_key": MASK }),
+        PublishRule::Jwt(rules) => json!({
+            "allowed_kids": rules.allowed_kids,
+            "required_audience": rules.required_audience,
+            "required_claims": rules.required_claims,
+            "object_claim": rules.object_claim,
+            "max_lifetime_s": rules.max_lifetime_s,
+        }),
+        PublishRule::Webhook(hook) => json!({
+            "url": hook.url.as_str(),
+            "secret": MASK,
+            "timeout_ms": hook.timeout_ms,
+        }),
+    };
+    if let (Some(map), Value::Object(more)) = (v.as_object_mut(), extra) {
+        map.extend(more);
     }
     v
 }
@@ -147,6 +182,33 @@ mod tests {
         let err =
             parse::<PolicySpec>(br#"{"tenant":"t1","type":"public","colour":1}"#).unwrap_err();
         assert!(matches!(err, ApiError::BadBody(ref m) if m.contains("colour")));
+    }
+
+    #[test]
+    fn a_stream_key_is_never_shown_back_not_even_hashed() {
+        let mut r = record(
+            r#"{"tenant":"t1","type":"public","publish":{"type":"stream_key","stream_key":"s3cret"}}"#,
+        );
+        r.publish.as_mut().unwrap().hash_stream_key();
+        let hash = r
+            .publish
+            .as_ref()
+            .unwrap()
+            .stream_key_sha256
+            .clone()
+            .unwrap();
+        let shown = view(&entry("live", &r).unwrap()).to_string();
+        assert!(shown.contains(r#""stream_key":"********""#), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains(&hash),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_policy_without_publish_shows_publish_deny() {
+        let shown = view(&entry("live", &record(r#"{"tenant":"t1","type":"public"}"#)).unwrap());
+        assert_eq!(shown["publish"], json!({"type": "deny"}));
     }
 
     #[test]

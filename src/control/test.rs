@@ -5,7 +5,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use super::{ApiError, Control, Reply, parse};
-use crate::decision::OwnedRequest;
+use crate::decision::{Mode, OwnedRequest, PushRequest, dry_run_push_url};
 use crate::policy::build::valid_object;
 
 /// Viewer IP used when the body names none.
@@ -29,6 +29,13 @@ pub struct TestBody {
     pub connector: Option<String>,
     #[serde(default)]
     pub fire_webhook: bool,
+    /// `play` (the default) or `publish`: a push of the stream with `viewer_token` as its `jwt`
+    /// and `stream_key` as its `key` query parameter (SPEC §10).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `publish` only: the stream key the encoder would send (never echoed).
+    #[serde(default)]
+    pub stream_key: Option<String>,
 }
 
 impl TestBody {
@@ -59,6 +66,47 @@ impl TestBody {
 pub async fn post(ctl: &Control, body: &[u8]) -> Reply {
     let body: TestBody = parse(body)?;
     let request = body.request()?;
+    let publish = match body.action.as_deref() {
+        None | Some("play") if body.stream_key.is_none() => false,
+        None | Some("play") => {
+            return Err(ApiError::BadBody(
+                "stream_key goes with \"action\": \"publish\"".into(),
+            ));
+        }
+        Some("publish") => true,
+        Some(other) => {
+            return Err(ApiError::BadBody(format!(
+                "action {other:?} is not one of \"play\", \"publish\""
+            )));
+        }
+    };
+    if publish {
+        let url = dry_run_push_url(
+            &request.stream,
+            &body.viewer_token,
+            body.stream_key.as_deref().unwrap_or(""),
+        );
+        let push = PushRequest {
+            stream: &request.stream,
+            host: &request.viewer_ip,
+            connector: body.connector.as_deref().unwrap_or("RTMP"),
+            push_url: &url,
+        };
+        let snapshot = ctl.app.snapshot();
+        let entry = snapshot.resolve(push.stream).clone();
+        let mode = Mode::DryRun {
+            fire_webhook: body.fire_webhook,
+        };
+        let decision = ctl
+            .app
+            .evaluator()
+            .evaluate_push(&snapshot, &entry, &push, mode)
+            .await;
+        return Ok((
+            StatusCode::OK,
+            serde_json::to_value(decision).unwrap_or_default(),
+        ));
+    }
     let decision = ctl
         .app
         .dry_run(request.as_request(), body.fire_webhook)

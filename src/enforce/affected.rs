@@ -67,6 +67,7 @@ mod tests {
                 object: (*object).into(),
                 tenant: (*tenant).into(),
                 policy: Policy::Public,
+                publish: crate::publish::PublishRule::Deny,
                 source: Source::Api,
             });
         }

@@ -175,6 +175,10 @@ pub fn put_policy(
             _ => None,
         };
     }
+    if let (Some(publish), Some(old)) = (spec.publish.as_mut(), old.policy(object)) {
+        publish.keep_secrets_of(&old.publish);
+    }
+    spec.publish = spec.publish.take().map(|p| Box::new(p.stored()));
     let mut entry = build::entry(object, &spec, Source::Api)
         .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
     if let (Policy::Webhook(hook), Some(url)) = (&mut entry.policy, checked_url) {

@@ -99,8 +99,8 @@ pub fn lay_records(records: Records, snapshot: &mut Snapshot) -> Vec<String> {
 }
 
 /// What differs between two snapshots, as invalidation scopes: every object whose policy changed
-/// (added, removed, different), every tenant whose active keys changed, and the default policy
-/// (tenant `""`) when it changed.
+/// (added, removed, different), every tenant whose active keys or permission claim name
+/// (SPEC §10) changed, and the default policy (tenant `""`) when it changed.
 pub fn changes(old: &Snapshot, new: &Snapshot) -> Vec<Scope> {
     let mut out = Vec::new();
     let objects: BTreeSet<&str> = old
@@ -119,7 +119,8 @@ pub fn changes(old: &Snapshot, new: &Snapshot) -> Vec<Scope> {
         .map(|(t, _)| t.as_str())
         .collect();
     for tenant in tenants {
-        if !old.keys(tenant).same_as(new.keys(tenant)) {
+        let claim = |s: &Snapshot| s.tenant(tenant).map(|t| t.permission_claim().to_owned());
+        if !old.keys(tenant).same_as(new.keys(tenant)) || claim(old) != claim(new) {
             out.push(Scope::Tenant(tenant.to_owned()));
         }
     }
@@ -142,6 +143,7 @@ mod tests {
                 object: (*object).into(),
                 tenant: "t1".into(),
                 policy: policy.clone(),
+                publish: crate::publish::PublishRule::Deny,
                 source: Source::Config,
             });
         }
@@ -188,6 +190,15 @@ mod tests {
                 Scope::Object("d".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_renamed_permission_claim_touches_the_tenant() {
+        let old = with(&[("a", Policy::Public)]);
+        let mut new = old.clone();
+        new.tenant_mut("t1").permission_claim = Some("perms".into());
+        assert_eq!(changes(&old, &new), vec![Scope::Tenant("t1".into())]);
+        assert!(changes(&old, &old.clone()).is_empty());
     }
 
     #[test]

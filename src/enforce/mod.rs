@@ -229,6 +229,9 @@ impl Enforcer {
     /// name that does not resolve here now is taken as the config file takes it (the webhook
     /// call resolves and filters again, failing closed).
     async fn prepare(&self, change: &Change, remote: bool) -> Result<Prepared, Refused> {
+        if let Change::PutPolicy { spec, .. } = change {
+            self.judge_publish_url(spec, remote).await?;
+        }
         match change {
             Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
             Change::PutPolicy { object, spec } if spec.kind == "webhook" => {
@@ -254,6 +257,31 @@ impl Enforcer {
             }
             _ => Ok(Prepared::Nothing),
         }
+    }
+
+    /// Judges a `publish` webhook URL as a viewer webhook's is judged when set (SPEC §4); the
+    /// call path judges it again on every dial.
+    async fn judge_publish_url(
+        &self,
+        spec: &crate::spec::PolicySpec,
+        remote: bool,
+    ) -> Result<(), Refused> {
+        let Some(url) = spec
+            .publish
+            .as_ref()
+            .filter(|p| p.kind == "webhook")
+            .and_then(|p| p.url.as_deref())
+        else {
+            return Ok(());
+        };
+        let checked = match self.inner.guard.validate_for_policy(url).await {
+            Err(e) if remote && e.code() == "dns-failure" => self.inner.guard.check_url(url),
+            checked => checked,
+        };
+        checked.map(|_| ()).map_err(|e| Refused::UrlRefused {
+            code: e.code(),
+            message: e.to_string(),
+        })
     }
 
     /// Hands the names to MistServer, adds MistServer's active streams the change touches, and

@@ -28,19 +28,25 @@ pub fn extract<'a>(request_url: &'a str, line3: &'a str) -> Option<Cow<'a, str>>
 /// MistServer rebuilds the URL from the request's Host header, which a client controls, so a URL
 /// that would not parse still has a query string worth reading.
 fn query_jwt(request_url: &str) -> Option<Cow<'_, str>> {
-    let url = request_url.trim_matches(|c: char| c <= ' ');
+    query_param(request_url, "jwt")
+}
+
+/// The first non-empty `name` query parameter of `url`, percent-decoded, found as
+/// [`query_jwt`] finds `jwt` (the push triggers read `jwt` and `key` from push URLs with it).
+pub fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    let url = url.trim_matches(|c: char| c <= ' ');
     if url.contains(['\t', '\n', '\r']) {
         // The URL parser drops these anywhere; they never reach here from a trigger body.
         let cleaned: String = url
             .chars()
             .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
             .collect();
-        return query_jwt(&cleaned).map(|jwt| Cow::Owned(jwt.into_owned()));
+        return query_param(&cleaned, name).map(|v| Cow::Owned(v.into_owned()));
     }
     let before_fragment = url.split('#').next().unwrap_or_default();
     let (_, query) = before_fragment.split_once('?')?;
     url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, v)| k == "jwt" && !v.is_empty())
+        .find(|(k, v)| k == name && !v.is_empty())
         .map(|(_, v)| v)
 }
 

@@ -1,6 +1,7 @@
-//! `usher mist-setup`: registers usher's `USER_NEW` (blocking, `default: "false"`, object form —
-//! MistServer fails open otherwise, SPEC §1) and `USER_END` handlers in MistServer's triggers,
-//! leaving every other trigger and handler as it was.
+//! `usher mist-setup`: registers usher's `USER_NEW` and `STREAM_PUSH` (blocking,
+//! `default: "false"`, object form — MistServer fails open otherwise, SPEC §1), `USER_END`, and
+//! on request `PUSH_REWRITE`, in MistServer's triggers, leaving every other trigger and handler
+//! as it was.
 
 use serde_json::{Map, Value, json};
 
@@ -22,11 +23,30 @@ pub struct Change {
 /// trigger is sent by the session process as it exits, without waiting, and against MistServer 3.10
 /// about one `USER_END` in three never reached usher. Blocking, the process waits for usher's
 /// (immediate) answer first.
+///
+/// `STREAM_PUSH` and `PUSH_REWRITE` (SPEC §10) fail open without a `default` too; `"false"` makes
+/// `STREAM_PUSH` refuse the push when usher cannot answer. `PUSH_REWRITE` takes its default as the
+/// new stream name (an empty one becomes `"true"` in MistServer), so with usher down a push is
+/// renamed to `false` — refused by `STREAM_PUSH`, which then cannot reach usher either (see
+/// [`triggers`]).
 fn entry(trigger: &str, handler: &str) -> Value {
-    if trigger == "USER_NEW" {
-        json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
+    match trigger {
+        "USER_NEW" | "STREAM_PUSH" | "PUSH_REWRITE" => {
+            json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
+        }
+        _ => json!({"handler": handler, "sync": true, "streams": []}),
+    }
+}
+
+/// The triggers `usher mist-setup` registers: `USER_NEW`, `USER_END` and `STREAM_PUSH` always;
+/// `PUSH_REWRITE` only when asked. usher never renames a push, so `PUSH_REWRITE` adds a second
+/// blocking call to every push and nothing `STREAM_PUSH` does not; and its fallback with usher
+/// down is a rename, not a refusal, safe only because `STREAM_PUSH` is registered beside it.
+pub fn triggers(push_rewrite: bool) -> &'static [&'static str] {
+    if push_rewrite {
+        &["USER_NEW", "USER_END", "STREAM_PUSH", "PUSH_REWRITE"]
     } else {
-        json!({"handler": handler, "sync": true, "streams": []})
+        &["USER_NEW", "USER_END", "STREAM_PUSH"]
     }
 }
 
@@ -41,10 +61,14 @@ fn handler_of(entry: &Value) -> Option<&str> {
 
 /// Merges usher's entries for `USER_NEW` and `USER_END` (handler `handler`) into MistServer's
 /// `config.triggers` object. Entries with the same handler are replaced; others are kept.
-pub fn merge_triggers(current: &Value, handler: &str) -> (Value, Vec<Change>) {
+pub fn merge_triggers(
+    current: &Value,
+    handler: &str,
+    wanted_triggers: &[&'static str],
+) -> (Value, Vec<Change>) {
     let mut triggers = current.as_object().cloned().unwrap_or_default();
     let mut changes = Vec::new();
-    for trigger in ["USER_NEW", "USER_END"] {
+    for &trigger in wanted_triggers {
         let wanted = entry(trigger, handler);
         let list = match triggers.get(trigger) {
             Some(Value::Array(list)) => list.clone(),
@@ -73,9 +97,13 @@ pub fn merge_triggers(current: &Value, handler: &str) -> (Value, Vec<Change>) {
 /// Reads MistServer's triggers, merges usher's entries, and writes the triggers back — saved to
 /// MistServer's config file at once — when anything changed. What was written is read back and
 /// checked.
-pub async fn run(client: &MistClient, handler: &str) -> Result<Vec<Change>, MistError> {
+pub async fn run(
+    client: &MistClient,
+    handler: &str,
+    wanted: &[&'static str],
+) -> Result<Vec<Change>, MistError> {
     let current = read_triggers(client).await?;
-    let (merged, changes) = merge_triggers(&current, handler);
+    let (merged, changes) = merge_triggers(&current, handler, wanted);
     if changes.iter().all(|c| c.action == "unchanged") {
         return Ok(changes);
     }
@@ -85,7 +113,7 @@ pub async fn run(client: &MistClient, handler: &str) -> Result<Vec<Change>, Mist
     command.insert("save".into(), Value::Bool(true));
     client.command(command).await?;
     let written = read_triggers(client).await?;
-    if merge_triggers(&written, handler)
+    if merge_triggers(&written, handler, wanted)
         .1
         .iter()
         .any(|c| c.action != "unchanged")
@@ -128,7 +156,7 @@ mod tests {
     #[test]
     fn adds_object_form_entries_with_default_false_and_keeps_other_triggers() {
         let current = json!({"PUSH_REWRITE": [{"handler": "http://x/push", "sync": true}]});
-        let (merged, changes) = merge_triggers(&current, H);
+        let (merged, changes) = merge_triggers(&current, H, triggers(false));
         assert_eq!(merged["PUSH_REWRITE"], current["PUSH_REWRITE"]);
         assert_eq!(
             merged["USER_NEW"],
@@ -145,7 +173,7 @@ mod tests {
     fn replaces_an_array_form_entry_of_ours_and_keeps_other_handlers() {
         let current =
             json!({"USER_NEW": [[H, true, []], {"handler": "http://other/x", "sync": true}]});
-        let (merged, changes) = merge_triggers(&current, H);
+        let (merged, changes) = merge_triggers(&current, H, triggers(false));
         let list = merged["USER_NEW"].as_array().unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0]["handler"], "http://other/x");
@@ -155,9 +183,23 @@ mod tests {
     }
 
     #[test]
+    fn publisher_triggers_are_registered_failing_closed() {
+        let (merged, changes) = merge_triggers(&Value::Null, H, triggers(false));
+        assert_eq!(
+            merged["STREAM_PUSH"],
+            json!([{"handler": H, "sync": true, "streams": [], "default": "false"}])
+        );
+        assert!(merged.get("PUSH_REWRITE").is_none(), "only when asked");
+        assert_eq!(changes.len(), 3);
+        let (merged, _) = merge_triggers(&merged, H, triggers(true));
+        assert_eq!(merged["PUSH_REWRITE"][0]["default"], "false");
+        assert_eq!(merged["PUSH_REWRITE"][0]["sync"], true);
+    }
+
+    #[test]
     fn a_second_run_changes_nothing() {
-        let (once, _) = merge_triggers(&Value::Null, H);
-        let (twice, changes) = merge_triggers(&once, H);
+        let (once, _) = merge_triggers(&Value::Null, H, triggers(true));
+        let (twice, changes) = merge_triggers(&once, H, triggers(true));
         assert_eq!(once, twice);
         assert!(changes.iter().all(|c| c.action == "unchanged"));
     }

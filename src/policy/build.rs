@@ -57,6 +57,15 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
             problems.push(format!("tenants: tenant {:?} is defined twice", t.id));
         }
         snapshot.tenant_mut(&t.id).jwks_url = t.jwks_url.clone();
+        if let Some(claim) = &t.permission_claim {
+            if claim.is_empty() || claim.len() > 128 {
+                problems.push(format!(
+                    "tenants[id={:?}]: permission_claim must be 1..=128 characters",
+                    t.id
+                ));
+            }
+            snapshot.tenant_mut(&t.id).permission_claim = Some(claim.clone());
+        }
     }
 
     let mut kids = HashSet::new();
@@ -164,12 +173,25 @@ fn check_settings(config: &Config, problems: &mut Problems) {
 /// The policy entry a spec describes for `object` (shape checks only; the SSRF guard judges a
 /// webhook URL separately).
 pub fn entry(object: &str, spec: &PolicySpec, source: Source) -> Result<PolicyEntry, Vec<String>> {
-    Ok(PolicyEntry {
-        object: object.to_owned(),
-        tenant: spec.tenant.clone(),
-        policy: policy_from_spec(spec)?,
-        source,
-    })
+    let policy = policy_from_spec(spec);
+    let publish = spec
+        .publish
+        .as_ref()
+        .map_or(Ok(crate::publish::PublishRule::Deny), |p| p.rule());
+    match (policy, publish) {
+        (Ok(policy), Ok(publish)) => Ok(PolicyEntry {
+            object: object.to_owned(),
+            tenant: spec.tenant.clone(),
+            policy,
+            publish,
+            source,
+        }),
+        (policy, publish) => Err([policy.err(), publish.err()]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect()),
+    }
 }
 
 /// Turns a policy spec into a policy; every field that does not belong is a problem.
@@ -179,7 +201,8 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
         || p.required_audience.is_some()
         || !p.required_claims.is_empty()
         || p.object_claim.is_some()
-        || p.max_lifetime_s.is_some();
+        || p.max_lifetime_s.is_some()
+        || p.require_permission;
     let webhook_fields = p.url.is_some() || p.secret.is_some() || p.timeout_ms.is_some();
     let policy = match p.kind.as_str() {
         "public" | "deny" if jwt_fields || webhook_fields => {
@@ -202,6 +225,7 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     .collect::<BTreeMap<_, _>>(),
                 object_claim: p.object_claim.clone(),
                 max_lifetime_s: p.max_lifetime_s,
+                require_permission: p.require_permission,
             }))
         }
         "webhook" => {

@@ -40,6 +40,8 @@ pub struct JwtPolicy {
     pub object_claim: Option<String>,
     /// `exp - now` may not exceed this.
     pub max_lifetime_s: Option<u64>,
+    /// The token's permission claim must list the stream under `read` (SPEC §10).
+    pub require_permission: bool,
 }
 
 /// Default webhook timeout (SPEC §2).
@@ -102,5 +104,7 @@ pub struct PolicyEntry {
     pub object: String,
     pub tenant: String,
     pub policy: Policy,
+    /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
+    pub publish: crate::publish::PublishRule,
     pub source: Source,
 }

@@ -25,6 +25,17 @@ pub struct Tenant {
     pub active: TenantKeys,
     pub revoked: HashMap<String, Arc<VerifyingKey>>,
     pub jwks_url: Option<String>,
+    /// The claim carrying read/publish permissions (SPEC §10); `usher` when `None`.
+    pub permission_claim: Option<String>,
+}
+
+impl Tenant {
+    /// The name of the claim carrying this tenant's read/publish permissions.
+    pub fn permission_claim(&self) -> &str {
+        self.permission_claim
+            .as_deref()
+            .unwrap_or(crate::publish::permission::DEFAULT_CLAIM)
+    }
 }
 
 impl Snapshot {
@@ -37,6 +48,7 @@ impl Snapshot {
                 object: String::new(),
                 tenant: String::new(),
                 policy: default_policy,
+                publish: crate::publish::PublishRule::Deny,
                 source: Source::Config,
             }),
             no_keys: TenantKeys::default(),
@@ -139,6 +151,7 @@ mod tests {
             object: object.into(),
             tenant: "t1".into(),
             policy,
+            publish: crate::publish::PublishRule::Deny,
             source: Source::Config,
         }
     }

@@ -1,5 +1,6 @@
 //! `POST /trigger`: reads MistServer's trigger, hands it to the [`App`], answers `true`/`false`.
-//! It only parses and renders; every decision is made in `App::user_new`.
+//! It only parses and renders; every decision is made in `App::user_new` (the publisher
+//! triggers: [`publish`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::payload::{self, MAX_BODY_BYTES};
+use super::publish::{self, PushTrigger};
 use crate::app::App;
 use crate::reason::Reason;
 
@@ -25,7 +27,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }
-    let trigger = match req.headers().get("x-trigger").map(|v| v.as_bytes()) {
+    let name = req.headers().get("x-trigger").map(|v| v.as_bytes());
+    if let Some(push) = name.and_then(PushTrigger::from_header) {
+        let body = read_body(req.into_body()).await;
+        return publish::handle(&app, push, body).await;
+    }
+    let trigger = match name {
         Some(b"USER_NEW") => "USER_NEW",
         Some(b"USER_END") => "USER_END",
         other => {

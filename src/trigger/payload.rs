@@ -43,7 +43,7 @@ pub enum PayloadError {
 
 /// Splits a body into lines: `\n` separated, one trailing newline tolerated, at most `N + 1` lines
 /// looked at so a huge body of newlines costs nothing more.
-fn lines<const N: usize>(body: &[u8]) -> Result<([&str; N], usize), PayloadError> {
+pub(super) fn lines<const N: usize>(body: &[u8]) -> Result<([&str; N], usize), PayloadError> {
     let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let mut out = [""; N];
@@ -61,7 +61,11 @@ fn lines<const N: usize>(body: &[u8]) -> Result<([&str; N], usize), PayloadError
     Ok((out, count))
 }
 
-fn field<'a>(name: &'static str, value: &'a str, required: bool) -> Result<&'a str, PayloadError> {
+pub(super) fn field<'a>(
+    name: &'static str,
+    value: &'a str,
+    required: bool,
+) -> Result<&'a str, PayloadError> {
     if required && value.is_empty() {
         return Err(PayloadError::Empty(name));
     }

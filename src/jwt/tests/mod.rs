@@ -142,6 +142,7 @@ fn keygen_sign_check_round_trip_allows() {
         required_claims: [("tier".to_owned(), json!("pro"))].into(),
         object_claim: Some("sub".into()),
         max_lifetime_s: Some(3600),
+        require_permission: false,
     };
     let public_pem = std::fs::read_to_string(&files.public_key).unwrap();
     let from_pem = load_key("rt-1", KeyAlg::Es256, KeyMaterial::Pem(&public_pem));

@@ -1,0 +1,21 @@
+//! The permission step of a `jwt` check (SPEC §10): after every other check passed, the
+//! verified claims must grant the stream — `read` for a viewer policy with
+//! `require_permission`, `publish` for every push.
+
+use super::JwtCheck;
+use crate::publish::permission;
+
+impl JwtCheck<'_> {
+    /// Whether the verified claims grant [`JwtCheck::permission`] on the stream (always, when
+    /// none is required).
+    pub(super) fn permitted(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let Some(action) = self.permission else {
+            return true;
+        };
+        let claim = self
+            .snapshot
+            .tenant(&self.entry.tenant)
+            .map_or(permission::DEFAULT_CLAIM, |t| t.permission_claim());
+        permission::permits(claims, claim, action, self.request.stream)
+    }
+}
