@@ -122,6 +122,7 @@ mod tests {
             tenant: "t0".into(),
             policy: Policy::Public,
             source: Source::Config,
+            publish: crate::publish::PublishRule::Deny,
         });
         let enforcer = Enforcer::start(Parts {
             config,
