@@ -20,7 +20,8 @@
 #
 # Loopback only; every process it starts is stopped on exit; every run is bounded in time.
 # BENCH_USHER_BIN=<another usher binary> measures an older build the same way. LOG_LEVEL (warn)
-# is usher's `[log] level`; `info` shows the cost of enabled spans and logs.
+# is usher's `[log] level`; `info` shows the cost of enabled spans and logs. FLEET=1 runs usher as a
+# fleet node following a local `nats-server -js` (SPEC §11): the trigger path must cost the same.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ NAMES=${NAMES:-1}            # 0: skip the new-stream-names part
 SESSIONS=${SESSIONS:-1}      # 0: skip the live-sessions part (tracking on vs off, 1M tracked)
 SESSIONS_FILL=${SESSIONS_FILL:-1000000}
 OUT=${OUT:-}
+FLEET=${FLEET:-0}
 
 WORK=$(mktemp -d /tmp/usher-cpu.XXXXXX)
 PIDS=()
@@ -119,6 +121,15 @@ wait_port 127.0.0.1 "$P_FLOOR"
 FLOOR_URL=http://127.0.0.1:$P_FLOOR/trigger
 
 P_TRIG=$(free_port); P_CTL=$(free_port)
+FLEET_SECTION=""
+if [ "$FLEET" = 1 ]; then
+    NATS_BIN=${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+    P_NATS=$(free_port)
+    "$NATS_BIN" -a 127.0.0.1 -p "$P_NATS" -js -sd "$WORK/js" 2>"$WORK/nats.log" &
+    PIDS+=($!)
+    wait_port 127.0.0.1 "$P_NATS"
+    FLEET_SECTION=$(printf '[fleet]\nnats_urls = ["nats://127.0.0.1:%s"]\nnode_id = "bench"\n' "$P_NATS")
+fi
 write_config() { # phase [extra config]
     cat >"$WORK/usher.toml" <<EOF
 [trigger]
@@ -152,6 +163,7 @@ tenant = "t1"
 type = "jwt"
 cut_at_exp = true
 ${2:-}
+$FLEET_SECTION
 EOF
 }
 USHER_PID=
@@ -280,7 +292,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
 REPORT=$(cat <<EOF
 Produced by \`bench/cpu.sh\` (commit \`$COMMIT\`, $(date -u '+%Y-%m-%d %H:%M UTC'), binary \`$(basename "$SERVER_BIN")\`,
-log level \`$LOG_LEVEL\`). **Machine:** $NPROC CPUs, \`$CPU_MODEL\`; load $LOAD_BEFORE before, $LOAD_AFTER after.
+log level \`$LOG_LEVEL\`, fleet $([ "$FLEET" = 1 ] && echo "on: a local nats-server -js" || echo off)). **Machine:** $NPROC CPUs, \`$CPU_MODEL\`; load $LOAD_BEFORE before, $LOAD_AFTER after.
 Server pinned to CPU $SERVER_CPU, wrk (1 thread, $CONNS connections) to CPU $CLIENT_CPU; median of $RUNS interleaved runs of $RUN_S s each.
 Server CPU = utime + stime of the whole process (\`/proc/PID/stat\`, $CLK_TCK ticks/s) over the run / requests answered.
 One ES256 verify (aws-lc-rs, key parsed once, benches/verify.rs on CPU $SERVER_CPU, median of one 0.7 s run per round): $VERIFY_US µs.

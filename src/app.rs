@@ -10,6 +10,7 @@ use crate::cache::{DecisionCache, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
 use crate::enforce::Enforcer;
+use crate::fleet::Fleet;
 use crate::metrics::{Gauges, Metrics};
 use crate::policy::model::{Policy, PolicyEntry};
 use crate::policy::store::Snapshot;
@@ -24,6 +25,8 @@ pub struct App {
     evaluator: Evaluator,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    /// This node's membership of the fleet (SPEC §11); `None` without `[fleet]`.
+    fleet: Option<Fleet>,
 }
 
 impl App {
@@ -41,7 +44,19 @@ impl App {
             evaluator,
             config,
             metrics,
+            fleet: None,
         }
+    }
+
+    /// The same daemon as a member of `fleet`.
+    pub fn with_fleet(mut self, fleet: Fleet) -> App {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet this node follows, if any.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
     }
 
     /// The one way to change what usher enforces.
@@ -220,6 +235,9 @@ impl App {
         }
         let mut out = self.metrics.render(&gauges);
         self.enforcer.sessions().render_metrics(&mut out);
+        if let Some(fleet) = &self.fleet {
+            out.push_str(&fleet.render_metrics());
+        }
         out
     }
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     pub keys: Vec<KeyConfig>,
     pub policies: Vec<PolicyConfig>,
+    /// `[fleet]` (SPEC §11): absent = a single node on its own.
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// `[trigger]`: where MistServer posts its triggers.
@@ -227,7 +229,7 @@ impl<'de> Deserialize<'de> for Named<PolicySpec> {
 }
 
 /// The sections `USHER_<SECTION>_<KEY>` may name.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "trigger",
     "control",
     "state",
@@ -237,6 +239,7 @@ const SECTIONS: [&str; 9] = [
     "outbound",
     "webhook",
     "log",
+    "fleet",
 ];
 
 /// Reading the config failed before it could be validated.

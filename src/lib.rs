@@ -17,6 +17,8 @@
 //! - [`enforce`]: the one owner of what usher enforces: every change (control API, SIGHUP, JWKS)
 //!   is applied there — committed with the names it invalidates, swapped in, dropped from the
 //!   cache, then sent to MistServer.
+//! - [`fleet`]: with `[fleet]`, every node follows one NATS JetStream: writes go there, every
+//!   node applies them through [`enforce`], invalidations reach every node's MistServer.
 //! - [`control`]: the authenticated control API (keys, policies, invalidation, dry runs).
 //! - [`state`]: what the control plane sets and the invalidations MistServer still owes us,
 //!   kept in an embedded database.
@@ -37,6 +39,7 @@ pub mod config;
 pub mod control;
 pub mod decision;
 pub mod enforce;
+pub mod fleet;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;

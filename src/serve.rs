@@ -12,6 +12,7 @@ use crate::cache::DecisionCache;
 use crate::config::Config;
 use crate::control::{self, Control};
 use crate::enforce::{Enforcer, Parts};
+use crate::fleet::Fleet;
 use crate::jwks::{JwksKeys, JwksOptions};
 use crate::listener::{self, Limits};
 use crate::mist::{Backoff, InvalidationQueue, MistClient};
@@ -64,6 +65,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     }
     .with_revocations(sessions.revocations().clone());
     let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
+    let fleet_db = db.clone();
     let cache = DecisionCache::new(&config.cache);
     let enforcer = Enforcer::start(Parts {
         config: loaded.snapshot,
@@ -79,11 +81,26 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         revocation_max_age: Duration::from_secs(config.sessions.revocation_max_age_s),
     })
     .await?;
+    let fleet = match &config.fleet {
+        Some(f) => Some(
+            Fleet::start(
+                f.clone(),
+                &Config::base_dir(path),
+                enforcer.clone(),
+                &fleet_db,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let session_timer = tokio::spawn(crate::sessions::timer::run(
         sessions,
         Arc::new(enforcer.clone()),
     ));
-    let app = App::new(config, evaluator, cache, enforcer);
+    let mut app = App::new(config, evaluator, cache, enforcer);
+    if let Some(fleet) = &fleet {
+        app = app.with_fleet(fleet.clone());
+    }
     if let Some(j) = &jwks {
         tokio::spawn(reload::follow_jwks(app.clone(), j.clone()));
     }
@@ -150,6 +167,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = trigger_task.await;
     let _ = control_task.await;
     queue.shutdown();
+    if let Some(fleet) = &fleet {
+        fleet.shutdown();
+    }
     sampler.abort();
     session_timer.abort();
     if let Some(j) = drained.evaluator().jwks() {

@@ -47,6 +47,9 @@ pub async fn load_config(
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     check_control(&config, &mut problems);
+    if let Some(fleet) = &config.fleet {
+        problems.0.extend(fleet.problems(base_dir));
+    }
     let snapshot = build::from_config(&config, base_dir);
     let caller = match client {
         Some(client) => WebhookCaller::with_client(client, &config.webhook),

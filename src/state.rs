@@ -31,6 +31,8 @@ const REVOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("viewer_re
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last sequence number handed to pending names.
 const PENDING_SEQ: &str = "pending_seq";
+/// Fleet feed (SPEC §11) → the last revision of it applied, written with the change it applied.
+const FLEET_REVISIONS: TableDefinition<&str, u64> = TableDefinition::new("fleet_revisions");
 
 /// The database file inside `[state] dir`.
 pub const FILE_NAME: &str = "usher.redb";
@@ -119,6 +121,8 @@ pub enum Write {
         tenant: String,
         viewer: String,
     },
+    /// The fleet feed named has been applied up to this revision (SPEC §11).
+    Revision(String, u64),
 }
 
 /// Stream names stored as pending by one commit.
@@ -185,6 +189,8 @@ impl StateDb {
         txn.open_table(PENDING).map_err(|e| db_err(e.into()))?;
         txn.open_table(META).map_err(|e| db_err(e.into()))?;
         txn.open_table(REVOCATIONS).map_err(|e| db_err(e.into()))?;
+        txn.open_table(FLEET_REVISIONS)
+            .map_err(|e| db_err(e.into()))?;
         txn.commit().map_err(|e| db_err(e.into()))?;
         Ok(StateDb {
             db: Arc::new(db),
@@ -244,6 +250,14 @@ impl StateDb {
                         Write::ForgetViewer { tenant, viewer } => {
                             (REVOCATIONS, to_json(&(tenant, viewer)), None)
                         }
+                        Write::Revision(feed, revision) => {
+                            let mut table =
+                                txn.open_table(FLEET_REVISIONS).map_err(|e| err(e.into()))?;
+                            table
+                                .insert(feed.as_str(), *revision)
+                                .map_err(|e| err(e.into()))?;
+                            continue;
+                        }
                     };
                     let mut table = txn.open_table(table).map_err(|e| err(e.into()))?;
                     match json {
@@ -301,6 +315,22 @@ impl StateDb {
                         }
                     })?;
                 out.push((tenant, viewer, revocation));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The revision each fleet feed has been applied up to (SPEC §11); empty without a fleet.
+    pub async fn revisions(&self) -> Result<Vec<(String, u64)>, StateError> {
+        self.with_db(|db, path| {
+            let err = db_error(path);
+            let txn = db.begin_read().map_err(|e| err(e.into()))?;
+            let table = txn.open_table(FLEET_REVISIONS).map_err(|e| err(e.into()))?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(|e| err(e.into()))? {
+                let (feed, revision) = row.map_err(|e| err(e.into()))?;
+                out.push((feed.value().to_owned(), revision.value()));
             }
             Ok(out)
         })

@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    /// Fleet (SPEC §11): the write names a revision that is no longer the latest (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Fleet (SPEC §11): JetStream did not confirm the write (503); see README "Fleet".
+    #[error("{0}")]
+    FleetUnavailable(String),
     /// The change path refused the change; nothing was changed.
     #[error(transparent)]
     Refused(#[from] Refused),
@@ -35,6 +41,8 @@ impl ApiError {
             ApiError::BadBody(_) | ApiError::BadName(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::FleetUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused(refused) => match refused {
                 Refused::ReadOnly(_) | Refused::KidTaken(_) | Refused::KeyRevoked(_) => {
                     StatusCode::CONFLICT
@@ -58,6 +66,8 @@ impl ApiError {
             ApiError::BadName(_) => "bad-name",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Conflict(_) => "revision-conflict",
+            ApiError::FleetUnavailable(_) => "fleet-unavailable",
             ApiError::Refused(refused) => match refused {
                 Refused::NotFound(_) => "not-found",
                 Refused::ReadOnly(_) => "read-only",

@@ -5,6 +5,7 @@
 //! and `GET /v1/status` serves [`crate::status`].
 
 pub mod error;
+pub mod fleet;
 pub mod invalidate;
 pub mod keys;
 pub mod openapi;
@@ -131,6 +132,11 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         .map(percent_decode)
         .collect::<Result<Vec<_>, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // With the fleet on, writes go to JetStream (SPEC §11).
+    let req = match fleet::intercept(ctl, &segments, req).await {
+        Ok(reply) => return reply,
+        Err(req) => req,
+    };
     let method = req.method().clone();
     match (segments.as_slice(), method) {
         (["keys"], Method::GET) => Ok(keys::list(ctl)),
@@ -144,10 +150,11 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         (["status"], Method::GET) => Ok(status(ctl)),
         (["viewers", "revoke"], Method::POST) => viewers::revoke(ctl, &body(req).await?).await,
         (["sessions", "count"], Method::GET) => sessions::count(ctl),
+        (["fleet"], Method::GET) => fleet::list(ctl),
         (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
         (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
         | (["policies", _] | ["invalidate"] | ["test"], _)
-        | (["status"] | ["openapi.json"], _)
+        | (["status"] | ["openapi.json"] | ["fleet"], _)
         | (["viewers", "revoke"] | ["sessions", "count"], _) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("no such endpoint".into())),
     }

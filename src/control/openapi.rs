@@ -18,6 +18,7 @@ use super::invalidate::InvalidateBody;
 use super::test::TestBody;
 use crate::decision::Decision;
 use crate::enforce::Invalidated;
+use crate::fleet::status::NodeReport;
 use crate::jwks::JwksTenantStatus;
 use crate::spec::{KeySpec, KeyStatus, PolicySpec};
 use crate::status::{CacheStatus, DecisionRates, InvalidationStatus, ReasonCount, StatusReport};
@@ -53,6 +54,7 @@ pub fn pretty() -> String {
         invalidate, test, status, openapi_json,
         healthz, metrics,
         super::viewers::revoke_doc, super::sessions::count_doc,
+        fleet_list,
     ),
     components(schemas(
         KeySpec, KeyStatus, PolicySpec, InvalidateBody, TestBody,
@@ -62,6 +64,7 @@ pub fn pretty() -> String {
         super::sessions::SessionCounts, super::sessions::TenantSessions,
         super::sessions::StreamSessions,
         StatusReport, DecisionRates, ReasonCount, CacheStatus, InvalidationStatus, JwksTenantStatus,
+        FleetView, NodeReport,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -92,7 +95,8 @@ impl Modify for BearerAuth {
 pub struct ErrorBody {
     /// A stable code: `bad-body`, `bad-name`, `unauthorized`, `not-found`, `method-not-allowed`,
     /// `read-only`, `kid-taken`, `key-revoked`, `too-many-keys`, `invalid-key`, `invalid-policy`,
-    /// `url-not-allowed`, `invalid-url`, `dns-failure`, `storage-error`.
+    /// `url-not-allowed`, `invalid-url`, `dns-failure`, `storage-error`; with `[fleet]` also
+    /// `revision-conflict` (409) and `fleet-unavailable` (503).
     pub error: String,
     /// What went wrong, for people.
     pub message: String,
@@ -184,26 +188,28 @@ pub struct PolicyDeleted {
 fn list_keys() {}
 
 #[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeySpec,
-    params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`")),
+    params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`"), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 201, description = "A new key", body = KeyChange),
         (status = 200, description = "The key replaced; new material invalidates the tenant", body = KeyChange),
         (status = 400, description = "`bad-body`, `bad-name`; also `secret`, `public_key_file` and `status`, which only the config file may set", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 409, description = "`read-only`, `kid-taken`, `key-revoked`", body = ErrorBody),
+(status = 409, description = "`read-only`, `kid-taken`, `key-revoked`; fleet: `revision-conflict`", body = ErrorBody),
         (status = 422, description = "`too-many-keys`, `invalid-key`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "Fleet: `fleet-unavailable`, JetStream did not confirm the write", body = ErrorBody),
     ))]
 fn put_key() {}
 
 #[utoipa::path(post, path = "/v1/keys/{kid}/revoke", tag = "keys",
-    params(("kid" = String, Path)),
+    params(("kid" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 200, description = "Revoked for good; the tenant's streams invalidated", body = KeyChange),
         (status = 401, body = ErrorBody),
         (status = 404, description = "`not-found`", body = ErrorBody),
-        (status = 409, description = "`read-only`", body = ErrorBody),
+        (status = 409, description = "`read-only`; fleet: `revision-conflict`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "Fleet: `fleet-unavailable`, JetStream did not confirm the write", body = ErrorBody),
     ))]
 fn revoke_key() {}
 
@@ -217,34 +223,37 @@ fn revoke_key() {}
 fn get_policy() {}
 
 #[utoipa::path(put, path = "/v1/policies/{object}", tag = "policies", request_body = PolicySpec,
-    params(("object" = String, Path)),
+    params(("object" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 201, description = "A new policy; its streams invalidated", body = PolicyChange),
         (status = 200, description = "The policy replaced; its streams invalidated", body = PolicyChange),
         (status = 400, description = "`bad-body`, `bad-name`", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 409, description = "`read-only`", body = ErrorBody),
+        (status = 409, description = "`read-only`; fleet: `revision-conflict`", body = ErrorBody),
         (status = 422, description = "`invalid-policy`, `url-not-allowed`, `invalid-url`, `dns-failure`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "Fleet: `fleet-unavailable`, JetStream did not confirm the write", body = ErrorBody),
     ))]
 fn put_policy() {}
 
 #[utoipa::path(delete, path = "/v1/policies/{object}", tag = "policies",
-    params(("object" = String, Path)),
+    params(("object" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 200, description = "Deleted; the name falls back to the next policy in the lookup order", body = PolicyDeleted),
         (status = 401, body = ErrorBody),
         (status = 404, description = "`not-found`", body = ErrorBody),
-        (status = 409, description = "`read-only`", body = ErrorBody),
+        (status = 409, description = "`read-only`; fleet: `revision-conflict`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "Fleet: `fleet-unavailable`, JetStream did not confirm the write", body = ErrorBody),
     ))]
 fn delete_policy() {}
 
 #[utoipa::path(post, path = "/v1/invalidate", tag = "invalidation", request_body = InvalidateBody,
     responses(
-        (status = 200, description = "Dropped here and handed to MistServer", body = Invalidated),
+        (status = 200, description = "Dropped here and handed to MistServer (fleet: published to every node, with its `sequence`)", body = Invalidated),
         (status = 400, description = "`bad-body`, `bad-name`", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 503, description = "Fleet: `fleet-unavailable`", body = ErrorBody),
     ))]
 fn invalidate() {}
 
@@ -277,3 +286,23 @@ fn healthz() {}
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text, no token needed", content_type = "text/plain", body = String)))]
 fn metrics() {}
+
+/// `GET /v1/fleet`: this node's view of the fleet (SPEC §11).
+#[derive(Serialize, ToSchema)]
+pub struct FleetView {
+    /// This node.
+    pub node_id: String,
+    /// Whether this node's NATS connection is up.
+    pub connected: bool,
+    /// Every node's last report (this node's made now), sorted by id; each also has `stale`
+    /// (no report for three status intervals).
+    pub nodes: Vec<NodeReport>,
+}
+
+#[utoipa::path(get, path = "/v1/fleet", tag = "operations",
+    responses(
+        (status = 200, description = "Every node: applied revisions, lag, pending invalidations, last seen", body = FleetView),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "`not-found`: no `[fleet]` section", body = ErrorBody),
+    ))]
+fn fleet_list() {}

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::keys::VerifyingKey;
+use crate::mist::Ticket;
 use crate::policy::model::PolicyEntry;
 use crate::policy::store::Snapshot;
 use crate::spec::{KeySpec, PolicySpec};
@@ -44,6 +45,22 @@ pub enum Change {
         viewer: String,
         before: Option<u64>,
     },
+    /// A change received from the fleet feed (SPEC §11): applied as `change`, and the feed
+    /// recorded as applied up to `revision` in the same transaction. An inner change this node
+    /// refuses (it clashes with its config file, say) is skipped with a warning and its revision
+    /// recorded all the same, so the feed never stalls on one record.
+    Remote {
+        revision: Revision,
+        change: Box<Change>,
+    },
+}
+
+/// A position in one fleet feed (a JetStream key-value bucket): the bucket's name and the
+/// revision (stream sequence) of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub feed: String,
+    pub seq: u64,
 }
 
 impl Change {
@@ -58,6 +75,7 @@ impl Change {
             Change::Reload(_) => "reload",
             Change::JwksChanged { .. } => "jwks",
             Change::RevokeViewer { .. } => "revoke-viewer",
+            Change::Remote { .. } => "remote",
         }
     }
 }
@@ -100,6 +118,9 @@ pub struct Applied {
     pub invalidated: Invalidated,
     /// A viewer revocation: what is now held, and how many live sessions it ended.
     pub revocation: Option<(crate::sessions::Revocation, usize)>,
+    /// The MistServer queue's receipt for the invalidation (`None`: nothing was sent); see
+    /// [`Enforcer::mist_acknowledged`](super::Enforcer::mist_acknowledged).
+    pub ticket: Option<Ticket>,
 }
 
 /// What an invalidation did; part of the answer of every invalidating API call.

@@ -18,6 +18,7 @@ pub mod change;
 mod edit;
 pub mod layers;
 pub mod notify;
+mod remote;
 mod viewers;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 pub use affected::Scope;
-pub use change::{Applied, Change, Invalidated, Outcome, Refused, Target};
+pub use change::{Applied, Change, Invalidated, Outcome, Refused, Revision, Target};
 pub use notify::MistNotifier;
 
 use edit::Edit;
@@ -36,7 +37,7 @@ use crate::cache::DecisionCache;
 use crate::jwks::JwksKeys;
 use crate::keys::{KeyAlg, KeySource, VerifyingKey};
 use crate::metrics::Metrics;
-use crate::mist::{MAX_PENDING, MistClient, QueueStatus};
+use crate::mist::{MAX_PENDING, MistClient, QueueStatus, Ticket};
 use crate::net::guard::SsrfGuard;
 use crate::policy::build;
 use crate::policy::model::Source;
@@ -160,19 +161,38 @@ impl Enforcer {
     /// Applies one change: validate, commit (with the names it invalidates), swap, drop the
     /// cached decisions, then tell MistServer. On `Err` nothing changed.
     pub async fn apply(&self, change: Change) -> Result<Applied, Refused> {
-        if let Change::RevokeViewer {
-            tenant,
-            viewer,
-            before,
-        } = change
-        {
-            return self.revoke_viewer(tenant, viewer, before).await;
+        match change {
+            Change::RevokeViewer {
+                tenant,
+                viewer,
+                before,
+            } => self.revoke_viewer(tenant, viewer, before).await,
+            Change::Remote { revision, change } => self.apply_remote(revision, *change).await,
+            change => self.apply_at(change, None).await,
         }
+    }
+
+    /// [`Enforcer::apply`], recording `revision` (a fleet feed's) in the same transaction. A
+    /// change from the feed does not wait for MistServer: the feed goes on at once, and whoever
+    /// needs the acknowledgement waits on [`Applied::ticket`].
+    async fn apply_at(
+        &self,
+        change: Change,
+        revision: Option<Revision>,
+    ) -> Result<Applied, Refused> {
         let kind = change.kind();
-        let prepared = self.prepare(&change).await?;
+        let prepared = self.prepare(&change, revision.is_some()).await?;
         let mut layers = self.inner.writes.lock().await;
         let old = self.inner.store.load();
-        let edit = edit_for(&mut layers, &old, change, prepared).await?;
+        let mut edit = edit_for(&mut layers, &old, change, prepared).await?;
+        let ack_wait = match revision {
+            Some(r) => {
+                edit.writes
+                    .push(crate::state::Write::Revision(r.feed, r.seq));
+                Duration::ZERO
+            }
+            None => self.inner.ack_wait,
+        };
         let new = edit.new.map(Arc::new);
         let after = new.clone().unwrap_or_else(|| old.clone());
         let known = self.inner.cache.known_streams(|_| true);
@@ -206,8 +226,16 @@ impl Enforcer {
             dropped,
             "change applied"
         );
-        let invalidated = self
-            .tell_mist(streams, pending, dropped, &edit.scopes, &old, &after)
+        let (invalidated, ticket) = self
+            .tell_mist(
+                streams,
+                pending,
+                dropped,
+                &edit.scopes,
+                &old,
+                &after,
+                ack_wait,
+            )
             .await;
         Ok(Applied {
             outcome: edit.outcome,
@@ -215,13 +243,17 @@ impl Enforcer {
             policy: edit.policy,
             invalidated,
             revocation: None,
+            ticket,
         })
     }
 
-    /// The checks that need no lock: parsing key material, resolving a webhook host.
-    async fn prepare(&self, change: &Change) -> Result<Prepared, Refused> {
+    /// The checks that need no lock: parsing key material, resolving a webhook host. `remote`:
+    /// the change comes from the fleet, where the writing node resolved the host already; a
+    /// name that does not resolve here now is taken as the config file takes it (the webhook
+    /// call resolves and filters again, failing closed).
+    async fn prepare(&self, change: &Change, remote: bool) -> Result<Prepared, Refused> {
         if let Change::PutPolicy { spec, .. } = change {
-            self.judge_publish_url(spec).await?;
+            self.judge_publish_url(spec, remote).await?;
         }
         match change {
             Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
@@ -234,15 +266,16 @@ impl Enforcer {
                 shape.secret.get_or_insert_with(|| "kept".into());
                 build::entry(object, &shape, Source::Api)
                     .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
-                let url = self
-                    .inner
-                    .guard
-                    .validate_for_policy(url)
-                    .await
-                    .map_err(|e| Refused::UrlRefused {
-                        code: e.code(),
-                        message: e.to_string(),
-                    })?;
+                let checked = match self.inner.guard.validate_for_policy(url).await {
+                    Err(e) if remote && e.code() == "dns-failure" => {
+                        self.inner.guard.check_url(url)
+                    }
+                    checked => checked,
+                };
+                let url = checked.map_err(|e| Refused::UrlRefused {
+                    code: e.code(),
+                    message: e.to_string(),
+                })?;
                 Ok(Prepared::Url(Some(url)))
             }
             _ => Ok(Prepared::Nothing),
@@ -251,7 +284,11 @@ impl Enforcer {
 
     /// Judges a `publish` webhook URL as a viewer webhook's is judged when set (SPEC §4); the
     /// call path judges it again on every dial.
-    async fn judge_publish_url(&self, spec: &crate::spec::PolicySpec) -> Result<(), Refused> {
+    async fn judge_publish_url(
+        &self,
+        spec: &crate::spec::PolicySpec,
+        remote: bool,
+    ) -> Result<(), Refused> {
         let Some(url) = spec
             .publish
             .as_ref()
@@ -260,19 +297,19 @@ impl Enforcer {
         else {
             return Ok(());
         };
-        self.inner
-            .guard
-            .validate_for_policy(url)
-            .await
-            .map(|_| ())
-            .map_err(|e| Refused::UrlRefused {
-                code: e.code(),
-                message: e.to_string(),
-            })
+        let checked = match self.inner.guard.validate_for_policy(url).await {
+            Err(e) if remote && e.code() == "dns-failure" => self.inner.guard.check_url(url),
+            checked => checked,
+        };
+        checked.map(|_| ()).map_err(|e| Refused::UrlRefused {
+            code: e.code(),
+            message: e.to_string(),
+        })
     }
 
     /// Hands the names to MistServer, adds MistServer's active streams the change touches, and
-    /// waits (bounded) for the acknowledgement.
+    /// waits (at most `ack_wait`) for the acknowledgement.
+    #[allow(clippy::too_many_arguments)]
     async fn tell_mist(
         &self,
         mut streams: Vec<String>,
@@ -281,7 +318,8 @@ impl Enforcer {
         scopes: &[Scope],
         old: &Snapshot,
         new: &Snapshot,
-    ) -> Invalidated {
+        ack_wait: Duration,
+    ) -> (Invalidated, Option<Ticket>) {
         let mut refused = pending.refused;
         let mut ticket =
             (!pending.stored.is_empty()).then(|| self.inner.mist.enqueue(pending.stored));
@@ -302,14 +340,10 @@ impl Enforcer {
             }
         }
         let Some(ticket) = ticket else {
-            return Invalidated::nothing();
+            return (Invalidated::nothing(), None);
         };
         refused += ticket.refused();
-        let acked = self
-            .inner
-            .mist
-            .wait_acknowledged(ticket, self.inner.ack_wait)
-            .await;
+        let acked = self.inner.mist.wait_acknowledged(ticket, ack_wait).await;
         self.inner.metrics.invalidation(dropped);
         if refused > 0 {
             tracing::error!(
@@ -324,11 +358,12 @@ impl Enforcer {
             mist_acknowledged = acked,
             "invalidated"
         );
-        Invalidated {
+        let invalidated = Invalidated {
             dropped,
             streams,
             mist_acknowledged: acked && refused == 0,
-        }
+        };
+        (invalidated, Some(ticket))
     }
 
     /// Stores names found after the change committed (MistServer's active streams).
@@ -428,6 +463,10 @@ async fn edit_for(
         }
         // Applied by `revoke_viewer` before an edit is asked for.
         (Change::RevokeViewer { .. }, _) => Ok(Edit::invalidate(Target::Streams(Vec::new()))),
+        // `apply` unwraps a remote change before it gets here; one nested inside another is refused.
+        (Change::Remote { .. }, _) => Err(Refused::InvalidPolicy(
+            "a fleet change cannot carry another fleet change".into(),
+        )),
     }
 }
 

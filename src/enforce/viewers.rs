@@ -167,6 +167,7 @@ impl Enforcer {
                 mist_acknowledged: acknowledged,
             },
             revocation: Some((revocation, ended.len())),
+            ticket,
         })
     }
 

@@ -15,3 +15,4 @@ pub mod https;
 pub mod jwks_server;
 pub mod mist;
 pub mod mist_api;
+pub mod nats;

@@ -1,0 +1,301 @@
+//! How the fleet writes things down in JetStream (SPEC §11), as pure functions: the names of the
+//! buckets and the stream, how a kid or object name becomes a bucket key, and what change a
+//! bucket record or an event message means for the one change path. Unit-tested here.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::enforce::{Change, Revision, Target};
+use crate::spec::{KeySpec, KeyStatus, PolicySpec};
+
+/// Largest value a bucket accepts (the control API's body limit).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// What a bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// kid → [`KeySpec`] with its status.
+    Keys,
+    /// object → [`PolicySpec`]; a delete marker removes the policy.
+    Policies,
+    /// Viewer revocations (SPEC §9): created now, fed once viewer revocation exists.
+    Revocations,
+    /// node id → [`NodeReport`](super::status::NodeReport).
+    Nodes,
+}
+
+impl Role {
+    /// Every bucket, in the order they are created.
+    pub const ALL: [Role; 4] = [Role::Keys, Role::Policies, Role::Revocations, Role::Nodes];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Role::Keys => "keys",
+            Role::Policies => "policies",
+            Role::Revocations => "revocations",
+            Role::Nodes => "nodes",
+        }
+    }
+}
+
+/// The JetStream names of one fleet, from `[fleet] prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The bucket of `role`: `<prefix>_keys`, …
+    pub fn bucket(&self, role: Role) -> String {
+        format!("{}_{}", self.prefix, role.suffix())
+    }
+
+    /// The stream of invalidations and session stops.
+    pub fn events_stream(&self) -> String {
+        format!("{}_events", self.prefix)
+    }
+
+    /// Every subject of the events stream.
+    pub fn events_subjects(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+
+    /// The subject invalidations are published on.
+    pub fn invalidate_subject(&self) -> String {
+        format!("{}.events.invalidate", self.prefix)
+    }
+
+    /// The durable consumer of one node.
+    pub fn consumer(&self, node_id: &str) -> String {
+        format!("{}_node_{}", self.prefix, encode(node_id))
+    }
+}
+
+/// A kid, object name or node id as a bucket key: base64url without padding, so every name the
+/// API accepts (`+`, `*`, `>`, dots) is a valid key and cannot address another subject.
+pub fn encode(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(name.as_bytes())
+}
+
+/// The name a bucket key stands for; `None` for a key usher did not write.
+pub fn decode(key: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(key).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// What one record of a bucket says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record<'a> {
+    /// A value was put.
+    Put(&'a [u8]),
+    /// The key was deleted or purged.
+    Deleted,
+}
+
+/// The change a bucket record means, wrapped with its revision; a record that is not usher's
+/// (bad key, bad JSON) becomes an empty change, so its revision is still recorded. The `&str`
+/// says why it was not usable.
+pub fn change_for(
+    role: Role,
+    bucket: &str,
+    key: &str,
+    revision: u64,
+    record: Record<'_>,
+) -> (Change, Option<&'static str>) {
+    let (inner, problem) = match decode(key) {
+        None => (nothing(), Some("not a key usher writes")),
+        Some(name) => match inner_change(role, name, record) {
+            Ok(change) => (change, None),
+            Err(problem) => (nothing(), Some(problem)),
+        },
+    };
+    let change = Change::Remote {
+        revision: Revision {
+            feed: bucket.to_owned(),
+            seq: revision,
+        },
+        change: Box::new(inner),
+    };
+    (change, problem)
+}
+
+/// A change that changes nothing (its revision is still recorded).
+fn nothing() -> Change {
+    Change::Invalidate(Target::Streams(Vec::new()))
+}
+
+fn inner_change(role: Role, name: String, record: Record<'_>) -> Result<Change, &'static str> {
+    match (role, record) {
+        (Role::Keys, Record::Put(json)) => {
+            let mut spec: KeySpec = serde_json::from_slice(json).map_err(|_| "not a key record")?;
+            if spec.status() == KeyStatus::Revoked {
+                return Ok(Change::RevokeKey { kid: name });
+            }
+            spec.status = None;
+            Ok(Change::PutKey { kid: name, spec })
+        }
+        (Role::Keys, Record::Deleted) => Err("keys are revoked, never deleted"),
+        (Role::Policies, Record::Put(json)) => {
+            let spec: PolicySpec =
+                serde_json::from_slice(json).map_err(|_| "not a policy record")?;
+            Ok(Change::PutPolicy { object: name, spec })
+        }
+        (Role::Policies, Record::Deleted) => Ok(Change::DeletePolicy { object: name }),
+        (Role::Revocations | Role::Nodes, _) => Err("not a feed of changes"),
+    }
+}
+
+/// A message of the events stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// `POST /v1/invalidate` on some node; exactly one of the three is set.
+    Invalidate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        streams: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        objects: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+        /// The node it was posted to (for logs).
+        origin: String,
+    },
+}
+
+impl Event {
+    /// The invalidation event for `target`.
+    pub fn invalidate(target: &Target, origin: &str) -> Event {
+        let (mut streams, mut objects, mut tenant) = (None, None, None);
+        match target {
+            Target::Streams(s) => streams = Some(s.clone()),
+            Target::Objects(o) => objects = Some(o.clone()),
+            Target::Tenant(t) => tenant = Some(t.clone()),
+        }
+        Event::Invalidate {
+            streams,
+            objects,
+            tenant,
+            origin: origin.to_owned(),
+        }
+    }
+
+    /// The change the event asks for; `None` for a malformed event.
+    pub fn change(self) -> Option<Change> {
+        match self {
+            Event::Invalidate {
+                streams: Some(s),
+                objects: None,
+                tenant: None,
+                ..
+            } => Some(Change::Invalidate(Target::Streams(s))),
+            Event::Invalidate {
+                streams: None,
+                objects: Some(o),
+                tenant: None,
+                ..
+            } => Some(Change::Invalidate(Target::Objects(o))),
+            Event::Invalidate {
+                streams: None,
+                objects: None,
+                tenant: Some(t),
+                ..
+            } => Some(Change::Invalidate(Target::Tenant(t))),
+            Event::Invalidate { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(change: Change) -> (Revision, Change) {
+        match change {
+            Change::Remote { revision, change } => (revision, *change),
+            other => panic!("not remote: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_with_subject_characters_round_trip_as_valid_keys() {
+        for name in ["live+abc", "a.b", "*", ">", "a b/c", "ünï"] {
+            let key = encode(name);
+            assert!(
+                key.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{key}"
+            );
+            assert_eq!(decode(&key).as_deref(), Some(name));
+        }
+        assert_eq!(decode("%%"), None);
+    }
+
+    #[test]
+    fn a_policy_record_becomes_a_remote_put_with_its_revision() {
+        let json = br#"{"tenant":"t1","type":"deny"}"#;
+        let (change, problem) = change_for(
+            Role::Policies,
+            "usher_policies",
+            &encode("live+x"),
+            7,
+            Record::Put(json),
+        );
+        assert!(problem.is_none());
+        let (revision, change) = inner(change);
+        assert_eq!(revision.feed, "usher_policies");
+        assert_eq!(revision.seq, 7);
+        assert!(matches!(change, Change::PutPolicy { ref object, ref spec }
+            if object == "live+x" && spec.kind == "deny"));
+    }
+
+    #[test]
+    fn a_delete_marker_deletes_the_policy() {
+        let (change, _) = change_for(Role::Policies, "b", &encode("x"), 3, Record::Deleted);
+        assert!(matches!(inner(change).1, Change::DeletePolicy { ref object } if object == "x"));
+    }
+
+    #[test]
+    fn a_revoked_key_record_revokes_and_an_active_one_puts() {
+        let revoked = br#"{"tenant":"t1","alg":"ES256","public_key_pem":"x","status":"revoked"}"#;
+        let (change, _) = change_for(Role::Keys, "b", &encode("k1"), 1, Record::Put(revoked));
+        assert!(matches!(inner(change).1, Change::RevokeKey { ref kid } if kid == "k1"));
+        let active = br#"{"tenant":"t1","alg":"ES256","public_key_pem":"x","status":"active"}"#;
+        let (change, _) = change_for(Role::Keys, "b", &encode("k1"), 2, Record::Put(active));
+        assert!(
+            matches!(inner(change).1, Change::PutKey { ref spec, .. } if spec.status.is_none())
+        );
+    }
+
+    #[test]
+    fn garbage_still_advances_the_revision_and_says_why() {
+        let (change, problem) =
+            change_for(Role::Policies, "b", &encode("x"), 9, Record::Put(b"{nope"));
+        assert_eq!(problem, Some("not a policy record"));
+        let (revision, change) = inner(change);
+        assert_eq!(revision.seq, 9);
+        assert!(matches!(change, Change::Invalidate(Target::Streams(ref s)) if s.is_empty()));
+        let (_, problem) = change_for(Role::Keys, "b", "%%", 10, Record::Deleted);
+        assert!(problem.is_some());
+    }
+
+    #[test]
+    fn events_round_trip_and_malformed_ones_are_refused() {
+        let target = Target::Objects(vec!["a".into()]);
+        let event = Event::invalidate(&target, "n1");
+        let json = serde_json::to_vec(&event).unwrap();
+        let back: Event = serde_json::from_slice(&json).unwrap();
+        assert!(matches!(back.change(), Some(Change::Invalidate(t)) if t == target));
+        let both: Event = serde_json::from_slice(
+            br#"{"kind":"invalidate","streams":["a"],"tenant":"t","origin":"n"}"#,
+        )
+        .unwrap();
+        assert!(both.change().is_none());
+    }
+}

@@ -1,0 +1,433 @@
+//! The fleet (SPEC §11) with a real `nats-server -js` and three usher processes, each with its own
+//! MistServer API stand-in: writes on one node reach the others through JetStream, a node that was
+//! down catches up, NATS going away leaves every node serving from its copy (writes answer 503),
+//! and conflicting writes are refused by revision.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::api::{Api, Key};
+use common::daemon::{Daemon, base_config};
+use common::mist::{session_id, user_new, user_new_body};
+use common::mist_api::MistApi;
+use common::nats::Nats;
+
+/// Generous bound for anything that should take milliseconds (a loaded 2-core machine).
+const CONVERGE: Duration = Duration::from_secs(20);
+
+/// One usher of the fleet with its MistServer stand-in and its own state directory.
+struct Node {
+    d: Option<Daemon>,
+    mist: MistApi,
+    dir: PathBuf,
+    config: String,
+}
+
+impl Node {
+    async fn start(nats: &Nats, id: &str, root: &Path, extra: &str) -> Node {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mist = MistApi::start().await;
+        let config = format!(
+            "{}\n[mist]\napi_url = \"{}\"\nack_wait_ms = 2000\n\
+             [fleet]\nnats_urls = [\"{}\"]\nnode_id = \"{id}\"\nstatus_interval_ms = 300\n{extra}",
+            base_config(&dir.join("data")),
+            mist.url(),
+            nats.url(),
+        );
+        let mut node = Node {
+            d: None,
+            mist,
+            dir,
+            config,
+        };
+        node.restart().await;
+        node
+    }
+
+    /// Waits until the node is connected to NATS and follows the fleet's objects.
+    async fn wait_following(&self) {
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let metrics = self.api().metrics().await;
+            if metrics.contains("usher_fleet_connected 1")
+                && metrics.contains("usher_fleet_following 1")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never followed the fleet; log:\n{}",
+                self.d().log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn restart(&mut self) {
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        let d = tokio::task::spawn_blocking(move || Daemon::start_with(&dir, &config))
+            .await
+            .unwrap()
+            .expect("daemon starts");
+        self.d = Some(d);
+        self.wait_following().await;
+    }
+
+    fn kill(&mut self) {
+        let d = self.d.take().expect("running");
+        d.signal("KILL");
+        drop(d);
+    }
+
+    fn d(&self) -> &Daemon {
+        self.d.as_ref().expect("running")
+    }
+
+    fn api(&self) -> Api {
+        Api::new(self.d())
+    }
+
+    /// `USER_NEW` for `stream` with `token` in session `session`: `true` or `false`.
+    async fn decide(&self, stream: &str, token: &str, session: &str) -> String {
+        let url = format!("http://127.0.0.1:8080/hls/{stream}/index.m3u8?jwt={token}");
+        let body = user_new_body(
+            stream,
+            "127.0.0.1",
+            token,
+            &url,
+            &session_id(session),
+            false,
+        );
+        user_new(self.d().trigger, &body).await.body
+    }
+
+    /// Polls until `stream` is answered `want`; returns how long it took.
+    async fn wait_decision(
+        &self,
+        stream: &str,
+        token: &str,
+        session: &str,
+        want: &str,
+    ) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < CONVERGE {
+            if self.decide(stream, token, session).await == want {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "{stream} never answered {want}; log:\n{}",
+            self.d().log_text()
+        );
+    }
+}
+
+async fn put(node: &Node, path: &str, body: Value, if_match: Option<u64>) -> (u16, Value) {
+    let api = node.api();
+    let mut req = api
+        .client
+        .put(format!("{}{path}", api.base))
+        .header("authorization", format!("Bearer {}", common::api::TOKEN))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(r) = if_match {
+        req = req.header("if-match", format!("\"{r}\""));
+    }
+    let resp = req.send().await.expect("control answers");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
+    )
+}
+
+fn policy(kind: &str) -> Value {
+    json!({"tenant": "t1", "type": kind})
+}
+
+#[tokio::test]
+async fn a_policy_set_on_node_a_denies_on_node_c_within_one_second() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), "").await;
+    let b = Node::start(&nats, "b", root.path(), "").await;
+    let c = Node::start(&nats, "c", root.path(), "").await;
+    let (status, set) = put(&a, "/v1/policies/vod", policy("public"), None).await;
+    assert_eq!(status, 201, "{set}");
+    assert_eq!(set["applied"], true, "{set}");
+    let revision = set["revision"].as_u64().expect("a revision");
+    c.wait_decision("vod", "t", "s1", "true").await;
+    assert_eq!(c.decide("vod", "t", "s1").await, "true", "cached allow");
+
+    let (status, set) = put(&a, "/v1/policies/vod", policy("deny"), None).await;
+    assert_eq!(status, 200, "{set}");
+    assert!(set["revision"].as_u64().unwrap() > revision, "{set}");
+    let took = c.wait_decision("vod", "t", "s1", "false").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "C denied only after {took:?}"
+    );
+    assert!(
+        c.mist.wait_invalidated("vod", CONVERGE).await,
+        "C's MistServer was never told; log:\n{}",
+        c.d().log_text()
+    );
+    b.wait_decision("vod", "t", "s2", "false").await;
+
+    // Every node reports itself; any node lists them all, at the same applied revision.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, fleet) = b.api().call("GET", "/v1/fleet", None).await;
+        assert_eq!(status, 200, "{fleet}");
+        let nodes = fleet["nodes"].as_array().unwrap().clone();
+        let ids: Vec<&str> = nodes.iter().filter_map(|n| n["node_id"].as_str()).collect();
+        let revisions: Vec<&Value> = nodes
+            .iter()
+            .map(|n| &n["applied"]["usher_policies"])
+            .collect();
+        if ids == ["a", "b", "c"] && revisions.windows(2).all(|w| w[0] == w[1]) {
+            assert!(nodes.iter().all(|n| n["pending_invalidations"].is_u64()));
+            assert!(nodes.iter().all(|n| n["last_seen"].as_u64().unwrap() > 0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "fleet never complete: {fleet}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = c.api().metrics().await;
+    assert!(metrics.contains("usher_fleet_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("usher_fleet_applied_revision{bucket=\"usher_policies\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn node_b_killed_while_a_key_is_revoked_denies_after_restart_and_tells_its_mistserver() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), "").await;
+    let mut b = Node::start(&nats, "b", root.path(), "").await;
+    // B's MistServer still has viewers of vod after B restarts (usher's cache is gone by then).
+    b.mist.set_hook(Arc::new(|body: &Value| {
+        let mut answer = serde_json::Map::new();
+        if body.get("active_streams").is_some() {
+            answer.insert("active_streams".into(), json!(["vod"]));
+        }
+        answer
+    }));
+    let key = Key::new("k1");
+    let (status, set) = put(&a, "/v1/keys/k1", key.body("t1"), None).await;
+    assert_eq!(status, 201, "{set}");
+    let (status, set) = put(
+        &a,
+        "/v1/policies/vod",
+        json!({"tenant": "t1", "type": "jwt"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{set}");
+    let token = key.token();
+    b.wait_decision("vod", &token, "b1", "true").await;
+
+    b.kill();
+    let (status, revoked) = a.api().call("POST", "/v1/keys/k1/revoke", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+    a.wait_decision("vod", &token, "a1", "false").await;
+    let before = b.mist.invalidated().len();
+    b.restart().await;
+
+    b.wait_decision("vod", &token, "b2", "false").await;
+    let deadline = Instant::now() + CONVERGE;
+    while b.mist.invalidated().len() == before || !b.mist.invalidated().contains(&"vod".into()) {
+        assert!(
+            Instant::now() < deadline,
+            "B's MistServer never received the invalidation; log:\n{}",
+            b.d().log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_invalidation_posted_while_a_node_is_down_reaches_its_mistserver_after_restart() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), "").await;
+    let mut b = Node::start(&nats, "b", root.path(), "").await;
+    // B's durable consumer exists once B has followed the stream: one invalidation reaches it.
+    let (status, first) = a
+        .api()
+        .call(
+            "POST",
+            "/v1/invalidate",
+            Some(json!({"streams": ["live+first"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert!(a.mist.wait_invalidated("live+first", CONVERGE).await);
+    assert!(b.mist.wait_invalidated("live+first", CONVERGE).await);
+
+    b.kill();
+    let (status, posted) = a
+        .api()
+        .call(
+            "POST",
+            "/v1/invalidate",
+            Some(json!({"streams": ["live+missed"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert!(posted["sequence"].as_u64().is_some(), "{posted}");
+    assert!(!b.mist.invalidated().contains(&"live+missed".into()));
+    b.restart().await;
+    assert!(
+        b.mist.wait_invalidated("live+missed", CONVERGE).await,
+        "B's MistServer never received what it missed; log:\n{}",
+        b.d().log_text()
+    );
+}
+
+#[tokio::test]
+async fn with_nats_down_nodes_serve_their_copies_and_writes_answer_503_then_converge() {
+    let mut nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let nodes = [
+        Node::start(&nats, "a", root.path(), "").await,
+        Node::start(&nats, "b", root.path(), "").await,
+        Node::start(&nats, "c", root.path(), "").await,
+    ];
+    let a = &nodes[0];
+    assert_eq!(
+        put(a, "/v1/policies/vod", policy("public"), None).await.0,
+        201
+    );
+    assert_eq!(
+        put(a, "/v1/policies/shut", policy("deny"), None).await.0,
+        201
+    );
+    for n in &nodes {
+        n.wait_decision("vod", "t", "warm", "true").await;
+        n.wait_decision("shut", "t", "warm", "false").await;
+    }
+
+    nats.down();
+    for n in &nodes {
+        let deadline = Instant::now() + CONVERGE;
+        while !n.api().metrics().await.contains("usher_fleet_connected 0") {
+            assert!(Instant::now() < deadline, "never noticed NATS is down");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        // Fresh sessions: evaluated from the local copy, not served from the cache.
+        assert_eq!(n.decide("vod", "t", &format!("down-{i}")).await, "true");
+        assert_eq!(n.decide("shut", "t", &format!("down-{i}")).await, "false");
+        let (status, err) = put(n, "/v1/policies/vod", policy("deny"), None).await;
+        assert_eq!(status, 503, "{err}");
+        assert_eq!(err["error"], "fleet-unavailable", "{err}");
+        let (status, got) = n.api().call("GET", "/v1/policies/vod", None).await;
+        assert_eq!((status, &got["type"]), (200, &json!("public")), "{got}");
+        let (status, err) = n
+            .api()
+            .call("POST", "/v1/invalidate", Some(json!({"streams": ["vod"]})))
+            .await;
+        assert_eq!((status, &err["error"]), (503, &json!("fleet-unavailable")));
+    }
+
+    nats.up();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, set) = put(a, "/v1/policies/vod", policy("deny"), None).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            status == 503 && Instant::now() < deadline,
+            "writes never came back: {status} {set}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        n.wait_decision("vod", "t", &format!("back-{i}"), "false")
+            .await;
+        let deadline = Instant::now() + CONVERGE;
+        while !n.api().metrics().await.contains("usher_fleet_connected 1") {
+            assert!(Instant::now() < deadline, "never reconnected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_writes_of_one_policy_get_exactly_one_409() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let config_policy = "[[tenants]]\nid = \"t1\"\n[[policies]]\nobject = \"cfg\"\ntenant = \"t1\"\ntype = \"public\"\n";
+    let a = Node::start(&nats, "a", root.path(), config_policy).await;
+    let b = Node::start(&nats, "b", root.path(), "").await;
+    let (status, set) = put(&a, "/v1/policies/vod", policy("public"), None).await;
+    assert_eq!(status, 201, "{set}");
+    let read = set["revision"].as_u64().unwrap();
+    b.wait_decision("vod", "t", "s", "true").await;
+
+    let (one, two) = tokio::join!(
+        put(&a, "/v1/policies/vod", policy("deny"), Some(read)),
+        put(
+            &b,
+            "/v1/policies/vod",
+            json!({"tenant": "t2", "type": "public"}),
+            Some(read)
+        ),
+    );
+    let mut statuses = [one.0, two.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{one:?} {two:?}");
+    let conflict = if one.0 == 409 { &one.1 } else { &two.1 };
+    assert_eq!(conflict["error"], "revision-conflict", "{conflict}");
+
+    // A read gives the revision to send back.
+    let winner = if one.0 == 200 { &one.1 } else { &two.1 };
+    let latest = winner["revision"].as_u64().unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, got) = b.api().call("GET", "/v1/policies/vod", None).await;
+        assert_eq!(status, 200, "{got}");
+        if got["revision"] == latest {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET never showed {latest}: {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, set) = put(&b, "/v1/policies/vod", policy("public"), Some(latest)).await;
+    assert_eq!(status, 200, "{set}");
+    // A stale revision is refused, and so is creating what exists.
+    let (status, err) = put(&b, "/v1/policies/vod", policy("public"), Some(read)).await;
+    assert_eq!((status, &err["error"]), (409, &json!("revision-conflict")));
+    let (status, _) = put(&b, "/v1/policies/vod", policy("public"), Some(0)).await;
+    assert_eq!(status, 409);
+    // The config file's policies stay node-local and read-only.
+    let (status, err) = put(&a, "/v1/policies/cfg", policy("deny"), None).await;
+    assert_eq!((status, &err["error"]), (409, &json!("read-only")), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_fleet_section_get_fleet_is_404() {
+    let d = tokio::task::spawn_blocking(|| Daemon::start(""))
+        .await
+        .unwrap();
+    let (status, body) = Api::new(&d).call("GET", "/v1/fleet", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!Api::new(&d).metrics().await.contains("usher_fleet"));
+}
