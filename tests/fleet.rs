@@ -431,3 +431,168 @@ async fn without_a_fleet_section_get_fleet_is_404() {
     assert_eq!(status, 404, "{body}");
     assert!(!Api::new(&d).metrics().await.contains("usher_fleet"));
 }
+
+/// A token for viewer `sub` of key `key`, issued now, valid for an hour.
+fn viewer_token(key: &Key, sub: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let opts = usher::keys::sign::SignOptions {
+        kid: key.kid.clone(),
+        sub: Some(sub.into()),
+        exp_in_s: Some(3600),
+        ..Default::default()
+    };
+    usher::keys::sign::sign(key.private_pem.as_bytes(), &opts, now).unwrap()
+}
+
+/// `USER_NEW` for a new session `session` of `live+a` on `node`: `true` or `false`.
+async fn play(node: &Node, token: &str, session: &str) -> String {
+    let url = format!("http://127.0.0.1:8080/hls/live+a/index.m3u8?jwt={token}");
+    let body = user_new_body("live+a", "127.0.0.1", token, &url, session, true);
+    user_new(node.d().trigger, &body).await.body
+}
+
+/// Polls until a fresh session of `token` on `node` is answered `want`; returns how long it took.
+async fn wait_play(node: &Node, token: &str, want: &str) -> Duration {
+    let started = Instant::now();
+    for i in 0.. {
+        if play(node, token, &session_id(&format!("poll-{i}"))).await == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "never answered {want}; log:\n{}",
+            node.d().log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unreachable!()
+}
+
+const TENANT: &str = "[[tenants]]\nid = \"t1\"\n";
+
+/// Key `k1` of tenant `t1` and a `jwt` policy on `live` with `rules`, written through `node`.
+async fn jwt_setup(node: &Node, rules: Value) -> Key {
+    let key = Key::new("k1");
+    let (status, set) = put(node, "/v1/keys/k1", key.body("t1"), None).await;
+    assert_eq!(status, 201, "{set}");
+    let mut policy = json!({"tenant": "t1", "type": "jwt"});
+    policy
+        .as_object_mut()
+        .unwrap()
+        .extend(rules.as_object().unwrap().clone());
+    let (status, set) = put(node, "/v1/policies/live", policy, None).await;
+    assert_eq!(status, 201, "{set}");
+    key
+}
+
+#[tokio::test]
+async fn a_viewer_revoked_on_node_a_is_refused_on_node_c_within_one_second_and_cs_session_ends() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), TENANT).await;
+    let mut b = Node::start(&nats, "b", root.path(), TENANT).await;
+    let c = Node::start(&nats, "c", root.path(), TENANT).await;
+    let key = jwt_setup(&a, json!({"max_lifetime_s": 7200})).await;
+    let (alice, bob) = (viewer_token(&key, "alice"), viewer_token(&key, "bob"));
+    for n in [&a, &b, &c] {
+        wait_play(n, &alice, "true").await;
+    }
+    let (c1, cb) = (session_id("c-alice"), session_id("c-bob"));
+    assert_eq!(play(&c, &alice, &c1).await, "true");
+    assert_eq!(play(&c, &bob, &cb).await, "true");
+    let c_stopped_before = c.mist.stopped().len();
+
+    // B is down while the revocation is written.
+    b.kill();
+    let (status, revoked) = a
+        .api()
+        .call(
+            "POST",
+            "/v1/viewers/revoke",
+            Some(json!({"tenant": "t1", "viewer": "alice"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["applied"], true, "{revoked}");
+    assert!(revoked["revision"].as_u64().unwrap() > 0, "{revoked}");
+    let before = revoked["before"].as_u64().unwrap();
+    assert!(before > 0, "{revoked}");
+    let took = wait_play(&c, &alice, "false").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "C refused only after {took:?}"
+    );
+    assert_eq!(play(&a, &alice, &session_id("a-late")).await, "false");
+    assert_eq!(play(&c, &bob, &session_id("c-bob-2")).await, "true");
+
+    // C's own MistServer ends alice's session on C, and only hers.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let stopped: Vec<String> = c.mist.stopped().into_iter().map(|(_, id)| id).collect();
+        if stopped.contains(&c1) {
+            assert!(
+                !stopped.contains(&cb),
+                "bob's session was stopped: {stopped:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "C's MistServer never received stop_sessid ({c_stopped_before} before); log:\n{}",
+            c.d().log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every node holds the same `before` (fixed by A), and /v1/test says why on C.
+    let (_, test) = c
+        .api()
+        .call(
+            "POST",
+            "/v1/test",
+            Some(json!({"stream": "live+a", "viewer_token": alice})),
+        )
+        .await;
+    assert_eq!(test["reason"], "viewer-revoked", "{test}");
+
+    // B catches up after its restart and refuses alice's token, bob still plays.
+    b.restart().await;
+    wait_play(&b, &alice, "false").await;
+    assert_eq!(play(&b, &bob, &session_id("b-bob")).await, "true");
+
+    // A second revocation without If-Match merges (never lowers `before`); a stale If-Match is 409.
+    let (status, again) = c
+        .api()
+        .call(
+            "POST",
+            "/v1/viewers/revoke",
+            Some(json!({"tenant": "t1", "viewer": "alice", "before": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["before"].as_u64(), Some(before), "{again}");
+    assert!(again["revision"].as_u64() > revoked["revision"].as_u64());
+    let api = c.api();
+    let resp = api
+        .client
+        .post(format!("{}/v1/viewers/revoke", api.base))
+        .header("authorization", format!("Bearer {}", common::api::TOKEN))
+        .header("if-match", revoked["revision"].to_string())
+        .body(json!({"tenant": "t1", "viewer": "alice"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    // An unknown tenant is refused before anything is written.
+    let (status, err) = c
+        .api()
+        .call(
+            "POST",
+            "/v1/viewers/revoke",
+            Some(json!({"tenant": "nope", "viewer": "alice"})),
+        )
+        .await;
+    assert_eq!((status, &err["error"]), (404, &json!("not-found")), "{err}");
+}

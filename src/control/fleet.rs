@@ -1,4 +1,5 @@
-//! The control API with the fleet on (SPEC §11): key and policy writes and invalidations go to
+//! The control API with the fleet on (SPEC §11): key and policy writes, viewer revocations and
+//! invalidations go to
 //! JetStream instead of straight to this node's change path, conditional on `If-Match`; and
 //! `GET /v1/fleet` lists every node. Reads are served from this node's copy as always.
 
@@ -52,6 +53,7 @@ pub async fn intercept(
             | (["keys", _, "revoke"], &Method::POST)
             | (["policies", _], &Method::PUT | &Method::DELETE)
             | (["invalidate"], &Method::POST)
+            | (["viewers", "revoke"], &Method::POST)
     );
     if !handled {
         return Err(req);
@@ -75,6 +77,9 @@ async fn write(
             put_policy(ctl, fleet, object, &body, expected).await
         }
         (["policies", object], _) => delete_policy(ctl, fleet, object, expected).await,
+        (["viewers", "revoke"], _) => {
+            super::viewers::revoke_through(ctl, fleet, &body, expected).await
+        }
         _ => invalidate(fleet, &body).await,
     }
 }

@@ -166,7 +166,7 @@ impl Enforcer {
                 tenant,
                 viewer,
                 before,
-            } => self.revoke_viewer(tenant, viewer, before).await,
+            } => self.revoke_viewer(tenant, viewer, before, None).await,
             Change::Remote { revision, change } => self.apply_remote(revision, *change).await,
             change => self.apply_at(change, None).await,
         }

@@ -19,7 +19,18 @@ impl Enforcer {
         change: Change,
     ) -> Result<Applied, Refused> {
         let kind = change.kind();
-        match self.apply_at(change, Some(revision.clone())).await {
+        let applied = match change {
+            Change::RevokeViewer {
+                tenant,
+                viewer,
+                before,
+            } => {
+                self.revoke_viewer(tenant, viewer, before, Some(revision.clone()))
+                    .await
+            }
+            change => self.apply_at(change, Some(revision.clone())).await,
+        };
+        match applied {
             Err(Refused::Storage(e)) => Err(Refused::Storage(e)),
             Err(refused) => {
                 tracing::warn!(
@@ -71,6 +82,7 @@ impl Enforcer {
                 edit::put_policy(&old, object, spec.clone(), None).map(drop)
             }
             (Change::DeletePolicy { object }, _) => edit::delete_policy(&old, object).map(drop),
+            (Change::RevokeViewer { tenant, viewer, .. }, _) => self.check_revoke(tenant, viewer),
             _ => Ok(()),
         }
     }
@@ -219,6 +231,53 @@ mod tests {
             db.revisions().await.unwrap(),
             [("usher_policies".into(), 3)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_remote_viewer_revocation_is_stored_with_its_revision_and_survives_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (e, db) = enforcer(tmp.path()).await;
+        let revoke = |seq, tenant: &str, before| Change::Remote {
+            revision: Revision {
+                feed: "usher_revocations".into(),
+                seq,
+            },
+            change: Box::new(Change::RevokeViewer {
+                tenant: tenant.into(),
+                viewer: "alice".into(),
+                before: Some(before),
+            }),
+        };
+        let applied = e.apply(revoke(4, "t0", 4_000_000_000)).await.unwrap();
+        assert_eq!(applied.revocation.unwrap().0.before, 4_000_000_000);
+        assert_eq!(
+            db.revisions().await.unwrap(),
+            [("usher_revocations".into(), 4)]
+        );
+        // A lower `before` never lowers the one held.
+        e.apply(revoke(5, "t0", 1)).await.unwrap();
+        drop((e, db));
+        let (e, db) = enforcer(tmp.path()).await;
+        let held = e.sessions().revocations().get("t0", "alice").unwrap();
+        assert_eq!(held.before, 4_000_000_000);
+        assert_eq!(
+            db.revisions().await.unwrap(),
+            [("usher_revocations".into(), 5)]
+        );
+        // An unknown tenant here: skipped, its revision recorded; `check` refuses it up front.
+        let applied = e.apply(revoke(6, "nope", 9)).await.unwrap();
+        assert!(applied.revocation.is_none());
+        assert!(e.sessions().revocations().get("nope", "alice").is_none());
+        assert_eq!(
+            db.revisions().await.unwrap(),
+            [("usher_revocations".into(), 6)]
+        );
+        let check = Change::RevokeViewer {
+            tenant: "nope".into(),
+            viewer: "alice".into(),
+            before: None,
+        };
+        assert!(matches!(e.check(&check).await, Err(Refused::NotFound(_))));
     }
 
     #[tokio::test]

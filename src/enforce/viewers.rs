@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Enforcer;
 use super::affected::{self, Scope};
-use super::change::{Applied, Invalidated, Outcome, Refused};
+use super::change::{Applied, Invalidated, Outcome, Refused, Revision};
 use crate::decision::now_unix_s;
 use crate::jwt::LEEWAY_S;
 use crate::mist::MAX_PENDING;
@@ -52,12 +52,30 @@ pub fn longest_lifetime(snapshot: &Snapshot, tenant: &str, cap: Duration) -> u64
 }
 
 impl Enforcer {
-    /// Applies `Change::RevokeViewer`.
+    /// Whether a `Change::RevokeViewer` would be accepted now (the tenant exists, the bound
+    /// leaves room), without applying it.
+    pub(super) fn check_revoke(&self, tenant: &str, viewer: &str) -> Result<(), Refused> {
+        if self.snapshot().tenant(tenant).is_none() {
+            return Err(Refused::NotFound(format!("no tenant {tenant:?}")));
+        }
+        let now = now_unix_s().unwrap_or(0.0) as u64;
+        let revocations = self.inner.sessions.revocations();
+        let held = revocations.get(tenant, viewer).is_some();
+        if !held && revocations.len() - revocations.expired(now).len() >= MAX_REVOCATIONS {
+            return Err(too_many());
+        }
+        Ok(())
+    }
+
+    /// Applies `Change::RevokeViewer`; `revision`: one received from the fleet (SPEC §11),
+    /// recorded in the same transaction, and MistServer's acknowledgement is not waited for (the
+    /// feed goes on; this node's own `stop_sessid` commands are durable like any).
     pub(super) async fn revoke_viewer(
         &self,
         tenant: String,
         viewer: String,
         before: Option<u64>,
+        revision: Option<Revision>,
     ) -> Result<Applied, Refused> {
         let now = now_unix_s().unwrap_or(0.0) as u64;
         // Default: every token issued up to and including this second (`iat` has whole seconds;
@@ -78,10 +96,7 @@ impl Enforcer {
         let expired = revocations.expired(now);
         let held = revocations.get(&tenant, &viewer);
         if held.is_none() && revocations.len() - expired.len() >= MAX_REVOCATIONS {
-            return Err(Refused::TooManyRevocations(format!(
-                "{MAX_REVOCATIONS} viewer revocations are held; older ones are forgotten as \
-                 their tokens expire"
-            )));
+            return Err(too_many());
         }
         let revocation = Revocation {
             before: held.map_or(before, |h| h.before.max(before)),
@@ -100,6 +115,13 @@ impl Enforcer {
             viewer: viewer.clone(),
             revocation,
         });
+        let ack_wait = match revision {
+            Some(r) => {
+                writes.push(Write::Revision(r.feed, r.seq));
+                Duration::ZERO
+            }
+            None => self.inner.ack_wait,
+        };
         // The sessions known now are stored with the revocation; any admitted meanwhile are
         // ended too (admission re-checks revocations under the table lock, after the insert).
         let known = sessions.viewer_sessions(&tenant, &viewer, revocation.before);
@@ -136,14 +158,7 @@ impl Enforcer {
             ticket = Some(self.queue_stops(late).await);
         }
         let acknowledged = match ticket {
-            Some(t) => {
-                t.refused() == 0
-                    && self
-                        .inner
-                        .mist
-                        .wait_acknowledged(t, self.inner.ack_wait)
-                        .await
-            }
+            Some(t) => t.refused() == 0 && self.inner.mist.wait_acknowledged(t, ack_wait).await,
             None => true,
         };
         tracing::info!(
@@ -189,6 +204,13 @@ impl Enforcer {
         }
         self.inner.mist.enqueue(stored.stored)
     }
+}
+
+fn too_many() -> Refused {
+    Refused::TooManyRevocations(format!(
+        "{MAX_REVOCATIONS} viewer revocations are held; older ones are forgotten as their tokens \
+         expire"
+    ))
 }
 
 impl SessionStopper for Enforcer {

@@ -1,5 +1,5 @@
-//! The fleet (SPEC §11): with `[fleet]` set, every usher follows one NATS JetStream. Keys and
-//! policies written through any node's control API go to key-value buckets (the fleet's source
+//! The fleet (SPEC §11): with `[fleet]` set, every usher follows one NATS JetStream. Keys,
+//! policies and viewer revocations written through any node's control API go to key-value buckets (the fleet's source
 //! of truth, conflicts refused by revision); every node watches the buckets and applies each
 //! record through the one change path ([`Enforcer::apply`] with `Change::Remote`), recording the
 //! revision in the same transaction, so it serves from its local copy while NATS is away and
@@ -115,7 +115,7 @@ impl Fleet {
             node = self.inner.config.node_id.as_str(),
             "fleet: following JetStream"
         );
-        for role in [Role::Keys, Role::Policies] {
+        for role in [Role::Keys, Role::Policies, Role::Revocations] {
             self.keep(tokio::spawn(follow::follow(self.clone(), role)));
         }
         self.keep(tokio::spawn(events::consume(self.clone())));

@@ -19,7 +19,7 @@ pub enum Role {
     Keys,
     /// object → [`PolicySpec`]; a delete marker removes the policy.
     Policies,
-    /// Viewer revocations (SPEC §9): created now, fed once viewer revocation exists.
+    /// `<tenant>.<viewer>` (each base64url) → [`RevocationRecord`] (SPEC §9).
     Revocations,
     /// node id → [`NodeReport`](super::status::NodeReport).
     Nodes,
@@ -90,6 +90,27 @@ pub fn decode(key: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// A viewer revocation as the revocations bucket holds it: `before` is fixed by the node that
+/// wrote it (so every node refuses the same tokens), never lowered by a later write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    pub tenant: String,
+    pub viewer: String,
+    pub before: u64,
+}
+
+/// The revocations bucket's key of a viewer: `base64url(tenant).base64url(viewer)` (a tenant's
+/// viewers share a key prefix; neither name can reach another's key).
+pub fn revocation_key(tenant: &str, viewer: &str) -> String {
+    format!("{}.{}", encode(tenant), encode(viewer))
+}
+
+/// The tenant and viewer a revocations key stands for; `None` for a key usher did not write.
+fn decode_revocation_key(key: &str) -> Option<(String, String)> {
+    let (tenant, viewer) = key.split_once('.')?;
+    Some((decode(tenant)?, decode(viewer)?))
+}
+
 /// What one record of a bucket says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record<'a> {
@@ -109,12 +130,16 @@ pub fn change_for(
     revision: u64,
     record: Record<'_>,
 ) -> (Change, Option<&'static str>) {
-    let (inner, problem) = match decode(key) {
-        None => (nothing(), Some("not a key usher writes")),
-        Some(name) => match inner_change(role, name, record) {
-            Ok(change) => (change, None),
-            Err(problem) => (nothing(), Some(problem)),
+    let inner = match role {
+        Role::Revocations => revocation_change(key, record),
+        _ => match decode(key) {
+            None => Err("not a key usher writes"),
+            Some(name) => inner_change(role, name, record),
         },
+    };
+    let (inner, problem) = match inner {
+        Ok(change) => (change, None),
+        Err(problem) => (nothing(), Some(problem)),
     };
     let change = Change::Remote {
         revision: Revision {
@@ -150,6 +175,24 @@ fn inner_change(role: Role, name: String, record: Record<'_>) -> Result<Change, 
         (Role::Policies, Record::Deleted) => Ok(Change::DeletePolicy { object: name }),
         (Role::Revocations | Role::Nodes, _) => Err("not a feed of changes"),
     }
+}
+
+/// The viewer revocation a revocations record means.
+fn revocation_change(key: &str, record: Record<'_>) -> Result<Change, &'static str> {
+    let (tenant, viewer) = decode_revocation_key(key).ok_or("not a key usher writes")?;
+    let Record::Put(json) = record else {
+        return Err("revocations are forgotten by age, never deleted");
+    };
+    let r: RevocationRecord =
+        serde_json::from_slice(json).map_err(|_| "not a revocation record")?;
+    if (r.tenant.as_str(), r.viewer.as_str()) != (tenant.as_str(), viewer.as_str()) {
+        return Err("the revocation record names another viewer than its key");
+    }
+    Ok(Change::RevokeViewer {
+        tenant,
+        viewer,
+        before: Some(r.before),
+    })
 }
 
 /// A message of the events stream.
@@ -271,6 +314,33 @@ mod tests {
         assert!(
             matches!(inner(change).1, Change::PutKey { ref spec, .. } if spec.status.is_none())
         );
+    }
+
+    #[test]
+    fn a_revocation_record_becomes_a_remote_revoke_viewer_with_its_before() {
+        let key = revocation_key("t1", "alice.b+c");
+        let value = serde_json::to_vec(&RevocationRecord {
+            tenant: "t1".into(),
+            viewer: "alice.b+c".into(),
+            before: 1_700_000_000,
+        })
+        .unwrap();
+        let (change, problem) = change_for(Role::Revocations, "r", &key, 4, Record::Put(&value));
+        assert!(problem.is_none());
+        let (revision, change) = inner(change);
+        assert_eq!(revision.seq, 4);
+        assert!(
+            matches!(change, Change::RevokeViewer { ref tenant, ref viewer, before }
+            if tenant == "t1" && viewer == "alice.b+c" && before == Some(1_700_000_000))
+        );
+        // A record under another viewer's key, a delete, and a bad key change nothing.
+        let other = revocation_key("t1", "bob");
+        let (_, problem) = change_for(Role::Revocations, "r", &other, 5, Record::Put(&value));
+        assert!(problem.is_some());
+        let (_, problem) = change_for(Role::Revocations, "r", &key, 6, Record::Deleted);
+        assert!(problem.is_some());
+        let (_, problem) = change_for(Role::Revocations, "r", "nodot", 7, Record::Put(&value));
+        assert!(problem.is_some());
     }
 
     #[test]

@@ -45,6 +45,19 @@ impl Fleet {
         value: Option<Bytes>,
         expected: Option<u64>,
     ) -> Result<Written, ApiError> {
+        self.write_key(role, &record::encode(name), name, value, expected)
+            .await
+    }
+
+    /// [`Fleet::write`] under the bucket key `key` (`name`: what it stands for, for messages).
+    pub async fn write_key(
+        &self,
+        role: Role,
+        key: &str,
+        name: &str,
+        value: Option<Bytes>,
+        expected: Option<u64>,
+    ) -> Result<Written, ApiError> {
         if !self.connected() {
             return Err(unavailable("NATS is not connected"));
         }
@@ -52,11 +65,10 @@ impl Fleet {
             return Err(unavailable("the JetStream objects are not set up yet"));
         };
         let bucket = objects.bucket_name(role).to_owned();
-        let key = record::encode(name);
         let timeout = Duration::from_millis(self.config().write_timeout_ms);
         let stored = tokio::time::timeout(
             timeout,
-            self.store(role, &bucket, &key, name, value, expected),
+            self.store(role, &bucket, key, name, value, expected),
         )
         .await
         .map_err(|_| unavailable("timed out"))??;
@@ -134,6 +146,27 @@ impl Fleet {
             .ok()?
             .ok()??;
         (revision <= self.progress().applied(&bucket)).then_some(revision)
+    }
+
+    /// The latest record under `key` (revision and value; `None`: never written or deleted),
+    /// bounded by the write timeout.
+    pub async fn latest_record(
+        &self,
+        role: Role,
+        key: &str,
+    ) -> Result<Option<(u64, Bytes)>, ApiError> {
+        let objects = self
+            .objects()
+            .ok_or_else(|| unavailable("the JetStream objects are not set up yet"))?;
+        let wait = Duration::from_millis(self.config().write_timeout_ms);
+        match tokio::time::timeout(wait, objects.bucket(role).entry(key)).await {
+            Ok(Ok(Some(entry))) if entry.operation == Operation::Put => {
+                Ok(Some((entry.revision, entry.value)))
+            }
+            Ok(Ok(_)) => Ok(None),
+            Ok(Err(e)) => Err(unavailable(&e.kind().to_string())),
+            Err(_) => Err(unavailable("timed out")),
+        }
     }
 
     /// The latest revision of `key` and whether it is a delete marker; `None`: never written.
