@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use common::api::{Api, Key};
 use common::daemon::{Daemon, base_config};
-use common::mist::{session_id, user_new, user_new_body};
+use common::mist::{post_trigger, session_id, user_end_body, user_new, user_new_body, uuid};
 use common::mist_api::MistApi;
 use common::nats::Nats;
 
@@ -595,4 +595,52 @@ async fn a_viewer_revoked_on_node_a_is_refused_on_node_c_within_one_second_and_c
         )
         .await;
     assert_eq!((status, &err["error"]), (404, &json!("not-found")), "{err}");
+}
+
+/// Polls `node`'s metrics until other nodes report `want` sessions under a limit.
+async fn wait_remote_sessions(node: &Node, want: u64) {
+    let line = format!("usher_fleet_remote_sessions {want}\n");
+    let deadline = Instant::now() + CONVERGE;
+    while !node.api().metrics().await.contains(&line) {
+        assert!(
+            Instant::now() < deadline,
+            "never saw {want} remote sessions; log:\n{}",
+            node.d().log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_holding_its_limit_on_node_a_is_refused_a_third_session_on_node_b() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), TENANT).await;
+    let b = Node::start(&nats, "b", root.path(), TENANT).await;
+    let rules = json!({"max_sessions_per_viewer": 2, "on_exceed": "deny-new"});
+    let key = jwt_setup(&a, rules).await;
+    let (alice, bob) = (viewer_token(&key, "alice"), viewer_token(&key, "bob"));
+    // B has the policy once bob plays there (bob holds one session on B from here on).
+    wait_play(&b, &bob, "true").await;
+    let (a1, a2) = (session_id("a-1"), session_id("a-2"));
+    assert_eq!(play(&a, &alice, &a1).await, "true");
+    assert_eq!(play(&a, &alice, &a2).await, "true");
+
+    wait_remote_sessions(&b, 2).await;
+    assert_eq!(
+        play(&b, &alice, &session_id("b-1")).await,
+        "false",
+        "a third session across the fleet"
+    );
+    assert_eq!(play(&b, &bob, &session_id("b-bob")).await, "true");
+    // A counts bob's session on B, not as alice's.
+    wait_remote_sessions(&a, 2).await;
+    assert_eq!(play(&a, &bob, &session_id("a-bob")).await, "false");
+
+    // USER_END on A frees a slot across the fleet.
+    let body = user_end_body(&alice, "live+a", &a1);
+    let answer = post_trigger(a.d().trigger, "USER_END", &uuid(), 1, body.as_bytes()).await;
+    assert_eq!(answer.status, 200);
+    wait_remote_sessions(&b, 1).await;
+    assert_eq!(play(&b, &alice, &session_id("b-2")).await, "true");
 }

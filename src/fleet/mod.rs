@@ -10,7 +10,7 @@
 //! The parts: [`config`] (`[fleet]`), [`connect`] (the NATS client), [`objects`] (buckets and
 //! stream), [`record`] (names and records, pure), [`progress`] (applied revisions), [`follow`]
 //! (the bucket watchers), [`events`] (invalidations), [`write`] (control-plane writes),
-//! [`status`] (node reports and metrics).
+//! [`status`] (node reports and metrics), [`sessions`] (session counts across nodes).
 
 pub mod config;
 pub mod connect;
@@ -19,6 +19,7 @@ pub mod follow;
 pub mod objects;
 pub mod progress;
 pub mod record;
+pub mod sessions;
 pub mod status;
 pub mod write;
 
@@ -77,6 +78,7 @@ impl Fleet {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(config.write_timeout_ms));
         let progress = Progress::new(db.revisions().await?);
+        enforcer.sessions().enable_fleet_counts();
         let fleet = Fleet {
             inner: Arc::new(Inner {
                 names: Names::new(&config.prefix),
@@ -121,6 +123,8 @@ impl Fleet {
         self.keep(tokio::spawn(events::consume(self.clone())));
         self.keep(tokio::spawn(status::publish(self.clone())));
         self.keep(tokio::spawn(status::watch_nodes(self.clone())));
+        self.keep(tokio::spawn(sessions::publish(self.clone())));
+        self.keep(tokio::spawn(sessions::watch(self.clone())));
     }
 
     /// Checks the objects again (creating what is missing: a NATS store made anew) before a

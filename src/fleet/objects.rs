@@ -1,6 +1,6 @@
 //! The JetStream objects of one fleet, created by whichever node starts first and checked by the
-//! others: a key-value bucket each for keys, policies, viewer revocations and node status (each
-//! with history), and a stream for invalidations and session stops. Bounded in size and age.
+//! others: a key-value bucket each for keys, policies, viewer revocations, node status and
+//! session counts (each with history), and a stream for invalidations and session stops. Bounded in size and age.
 
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ const EVENTS_MAX_MSGS: i64 = 1_000_000;
 /// Handles on the fleet's buckets and stream.
 #[derive(Clone)]
 pub struct Objects {
-    buckets: [kv::Store; 4],
-    names: [String; 4],
+    buckets: [kv::Store; Role::ALL.len()],
+    names: [String; Role::ALL.len()],
     events: stream::Stream,
 }
 
@@ -50,6 +50,7 @@ fn index(role: Role) -> usize {
         Role::Policies => 1,
         Role::Revocations => 2,
         Role::Nodes => 3,
+        Role::Sessions => 4,
     }
 }
 
@@ -76,7 +77,7 @@ pub async fn ensure(
         })
         .await
         .map_err(|e| anyhow::anyhow!("stream {}: {e}", names.events_stream()))?;
-    let buckets: [kv::Store; 4] = buckets
+    let buckets: [kv::Store; Role::ALL.len()] = buckets
         .try_into()
         .map_err(|_| anyhow::anyhow!("bucket count"))?;
     Ok(Objects {
@@ -99,6 +100,8 @@ async fn bucket(
     }
     let (max_age, max_bytes) = match role {
         Role::Nodes => (NODE_MAX_AGE, 16 * 1024 * 1024),
+        // Renewed by each node every third of it: a dead node's counts leave.
+        Role::Sessions => (crate::sessions::remote::MAX_AGE, 64 * 1024 * 1024),
         _ => (Duration::ZERO, MAX_BUCKET_BYTES),
     };
     // The stream a key-value bucket is, made directly: `create_key_value` first asks for the

@@ -23,11 +23,20 @@ pub enum Role {
     Revocations,
     /// node id → [`NodeReport`](super::status::NodeReport).
     Nodes,
+    /// `<tenant>.<viewer>.<node>` (each base64url) → that node's count of the viewer's sessions
+    /// under a `max_sessions_per_viewer` policy (SPEC §9 across the fleet).
+    Sessions,
 }
 
 impl Role {
     /// Every bucket, in the order they are created.
-    pub const ALL: [Role; 4] = [Role::Keys, Role::Policies, Role::Revocations, Role::Nodes];
+    pub const ALL: [Role; 5] = [
+        Role::Keys,
+        Role::Policies,
+        Role::Revocations,
+        Role::Nodes,
+        Role::Sessions,
+    ];
 
     fn suffix(self) -> &'static str {
         match self {
@@ -35,6 +44,7 @@ impl Role {
             Role::Policies => "policies",
             Role::Revocations => "revocations",
             Role::Nodes => "nodes",
+            Role::Sessions => "sessions",
         }
     }
 }
@@ -111,6 +121,21 @@ fn decode_revocation_key(key: &str) -> Option<(String, String)> {
     Some((decode(tenant)?, decode(viewer)?))
 }
 
+/// The sessions bucket's key of one node's count of a viewer's sessions.
+pub fn sessions_key(tenant: &str, viewer: &str, node: &str) -> String {
+    format!("{}.{}.{}", encode(tenant), encode(viewer), encode(node))
+}
+
+/// The tenant, viewer and node a sessions key stands for; `None` for a key usher did not write.
+pub fn decode_sessions_key(key: &str) -> Option<(String, String, String)> {
+    let mut parts = key.split('.');
+    let (t, v, n) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((decode(t)?, decode(v)?, decode(n)?))
+}
+
 /// What one record of a bucket says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record<'a> {
@@ -173,7 +198,7 @@ fn inner_change(role: Role, name: String, record: Record<'_>) -> Result<Change, 
             Ok(Change::PutPolicy { object: name, spec })
         }
         (Role::Policies, Record::Deleted) => Ok(Change::DeletePolicy { object: name }),
-        (Role::Revocations | Role::Nodes, _) => Err("not a feed of changes"),
+        (Role::Revocations | Role::Nodes | Role::Sessions, _) => Err("not a feed of changes"),
     }
 }
 
@@ -341,6 +366,17 @@ mod tests {
         assert!(problem.is_some());
         let (_, problem) = change_for(Role::Revocations, "r", "nodot", 7, Record::Put(&value));
         assert!(problem.is_some());
+    }
+
+    #[test]
+    fn a_sessions_key_round_trips_and_refuses_other_shapes() {
+        let key = sessions_key("t1", "a.b", "edge-1");
+        assert_eq!(
+            decode_sessions_key(&key),
+            Some(("t1".into(), "a.b".into(), "edge-1".into()))
+        );
+        assert_eq!(decode_sessions_key(&revocation_key("t1", "a")), None);
+        assert_eq!(decode_sessions_key(&format!("{key}.x")), None);
     }
 
     #[test]

@@ -147,6 +147,12 @@ impl Fleet {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP usher_fleet_remote_sessions Sessions under a per-viewer limit that other nodes report.\n\
+             # TYPE usher_fleet_remote_sessions gauge\nusher_fleet_remote_sessions {}",
+            self.enforcer().sessions().remote_total()
+        );
         let nodes = self.nodes().reports().len();
         let _ = writeln!(
             out,
@@ -163,7 +169,7 @@ impl Fleet {
             return Ok(0);
         };
         let mut lag = 0;
-        for role in [Role::Keys, Role::Policies] {
+        for role in [Role::Keys, Role::Policies, Role::Revocations] {
             let name = objects.bucket_name(role);
             let mut stream = self.js().get_stream(format!("KV_{name}")).await?;
             let last = stream.info().await?.state.last_sequence;

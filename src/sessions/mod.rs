@@ -4,7 +4,8 @@
 //! when its viewer opens more sessions than the policy allows (`end-oldest`).
 //!
 //! The parts: [`table`] (the pure table and its deadlines), [`revocations`] (viewer revocations),
-//! [`rules`] (what a policy asks), [`timer`] (the one task that acts on deadlines). Ending a
+//! [`rules`] (what a policy asks), [`timer`] (the one task that acts on deadlines), [`remote`]
+//! (other nodes' session counts, with the fleet on). Ending a
 //! session goes through the durable MistServer queue (`Enforcer::end_sessions`).
 //!
 //! The table is fed on admission, after a fresh `jwt` evaluation allowed a session; a cached allow
@@ -16,6 +17,7 @@
 //! No lock here is held across an `.await`.
 
 pub mod config;
+pub mod remote;
 pub mod revocations;
 pub mod rules;
 pub mod table;
@@ -80,6 +82,8 @@ pub struct Sessions {
 
 struct Inner {
     table: Mutex<Table>,
+    /// Locked after `table` when both are needed.
+    fleet: Mutex<remote::FleetCounts>,
     revocations: Revocations,
     wake: Notify,
     allow_ttl: Duration,
@@ -97,6 +101,7 @@ impl Sessions {
         Sessions {
             inner: Arc::new(Inner {
                 table: Mutex::new(Table::new(max_entries)),
+                fleet: Mutex::new(remote::FleetCounts::default()),
                 revocations,
                 wake: Notify::new(),
                 allow_ttl,
@@ -149,7 +154,15 @@ impl Sessions {
                 ));
                 return out;
             };
-            let held = table.viewer_sessions(facts.tenant, viewer);
+            let local = table.viewer_sessions(facts.tenant, viewer);
+            let elsewhere = {
+                let mut fleet = self.fleet();
+                if fleet.enabled() && !fleet.mark(facts.tenant, viewer) {
+                    tracing::warn!("fleet: too many limited viewers to report; not reported");
+                }
+                fleet.others(facts.tenant, viewer, Instant::now())
+            };
+            let held = local.saturating_add(elsewhere);
             if held >= max {
                 match rules.on_exceed {
                     OnExceed::DenyNew => {
@@ -160,7 +173,8 @@ impl Sessions {
                         return out;
                     }
                     OnExceed::EndOldest => {
-                        let n = (held - max + 1) as usize;
+                        // Only this node's sessions can be ended here (README: the fleet).
+                        let n = (held - max + 1).min(local) as usize;
                         out.stop = table.take_oldest(facts.tenant, viewer, n);
                         self.count_ended(Cause::Limit, out.stop.len());
                     }
@@ -194,6 +208,30 @@ impl Sessions {
             self.inner.wake.notify_one();
         }
         out
+    }
+
+    /// Counts sessions across the fleet from now on (with `[fleet]`).
+    pub fn enable_fleet_counts(&self) {
+        self.fleet().enable();
+    }
+
+    /// This node's counts of the viewers under a limit that changed since last taken (all of
+    /// them: the caller compares), a viewer at zero once.
+    pub fn limited_counts(&self) -> Vec<((String, String), u32)> {
+        let table = self.table();
+        self.fleet()
+            .take_limited(|t, v| table.viewer_sessions(t, v))
+    }
+
+    /// Another node's count of the viewer's sessions (`0`: none). `false`: beyond a bound.
+    pub fn set_remote(&self, tenant: &str, viewer: &str, node: &str, count: u32) -> bool {
+        self.fleet()
+            .set(tenant, viewer, node, count, Instant::now())
+    }
+
+    /// Sessions other nodes report (for metrics).
+    pub fn remote_total(&self) -> u64 {
+        self.fleet().total(Instant::now())
     }
 
     /// Whether the table tracks sessions at all (`[sessions] max_entries` > 0).
@@ -307,6 +345,10 @@ impl Sessions {
 
     fn count_ended(&self, cause: Cause, n: usize) {
         self.inner.ended[cause as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn fleet(&self) -> MutexGuard<'_, remote::FleetCounts> {
+        self.inner.fleet.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {

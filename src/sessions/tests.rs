@@ -276,3 +276,54 @@ async fn metrics_name_causes_never_ids() {
     );
     assert!(!out.contains("viewer-42") && !out.contains(&id(1)) && !out.contains("live+a"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_fleet_other_nodes_sessions_count_and_end_oldest_ends_only_local_ones() {
+    let s = sessions(10);
+    let exp = NOW as u64 + 3600;
+    // Without the fleet a remote count is held but a viewer admitted here is not reported.
+    assert_eq!(
+        s.admit(
+            &id(1),
+            &facts("alice", exp),
+            limit(2, OnExceed::DenyNew),
+            NOW
+        ),
+        Admission::default()
+    );
+    assert!(s.limited_counts().is_empty(), "off without a fleet");
+    s.enable_fleet_counts();
+    assert!(s.set_remote("t1", "alice", "b", 1));
+    let refused = s.admit(
+        &id(2),
+        &facts("alice", exp),
+        limit(2, OnExceed::DenyNew),
+        NOW,
+    );
+    assert_eq!(
+        refused.refused.map(|r| r.0),
+        Some(Reason::ViewerSessionLimit)
+    );
+    assert_eq!(
+        s.limited_counts(),
+        vec![(("t1".to_owned(), "alice".to_owned()), 1)]
+    );
+    // end-oldest: over the limit by remote sessions alone, nothing here to end; the session plays.
+    assert!(s.set_remote("t1", "bob", "b", 2));
+    let admitted = s.admit(
+        &id(3),
+        &facts("bob", exp),
+        limit(2, OnExceed::EndOldest),
+        NOW,
+    );
+    assert_eq!(admitted, Admission::default());
+    // Over by one with one local session: the local one ends.
+    let admitted = s.admit(
+        &id(4),
+        &facts("bob", exp),
+        limit(2, OnExceed::EndOldest),
+        NOW,
+    );
+    assert_eq!(admitted.stop, vec![id(3)]);
+    assert_eq!(s.remote_total(), 3);
+}

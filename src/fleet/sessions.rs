@@ -1,0 +1,141 @@
+//! Concurrent-session limits across nodes (SPEC §9 "across the fleet", §11): each node reports,
+//! for every viewer it holds sessions of under a `max_sessions_per_viewer` policy, how many it
+//! holds (`<prefix>_sessions`, one key per viewer and node, renewed every third of the bucket's
+//! age limit so a dead node's counts leave), and watches every other node's reports into the
+//! session table's remote counts, which admission adds to its own. The trigger path makes no
+//! NATS call. Eventually consistent: two nodes admitting the same viewer at one instant can both
+//! pass (README, "Where the contract is silent").
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::kv::Operation;
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::record::{self, Role};
+use super::{Fleet, MAX_RETRY};
+use crate::sessions::remote::MAX_AGE;
+
+/// How often this node's counts are compared with what it last reported.
+const TICK: Duration = Duration::from_millis(100);
+/// Most reports written in one tick (the rest follow on the next).
+const MAX_PER_TICK: usize = 1000;
+/// How long one report may take before the round gives up (NATS away).
+const PUT_WAIT: Duration = Duration::from_secs(2);
+
+/// One node's report of a viewer's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub sessions: u32,
+}
+
+/// Reports this node's counts for as long as the node runs.
+pub async fn publish(fleet: Fleet) {
+    // viewer → (count reported, when).
+    let mut reported: HashMap<(String, String), (u32, Instant)> = HashMap::new();
+    loop {
+        tokio::time::sleep(TICK).await;
+        if !fleet.connected() {
+            continue;
+        }
+        let Some(objects) = fleet.objects() else {
+            continue;
+        };
+        let kv = objects.bucket(Role::Sessions);
+        let now = Instant::now();
+        let mut written = 0;
+        for (viewer, count) in fleet.enforcer().sessions().limited_counts() {
+            let due = match reported.get(&viewer) {
+                Some((n, at)) => *n != count || now.duration_since(*at) >= MAX_AGE / 3,
+                None => count > 0,
+            };
+            if !due {
+                continue;
+            }
+            if written >= MAX_PER_TICK {
+                break;
+            }
+            written += 1;
+            let key = record::sessions_key(&viewer.0, &viewer.1, fleet.node_id());
+            let put = async {
+                if count == 0 {
+                    kv.delete(&key).await.map(drop).map_err(|e| e.to_string())
+                } else {
+                    let value = serde_json::to_vec(&Count { sessions: count }).unwrap_or_default();
+                    kv.put(&key, value.into())
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            match tokio::time::timeout(PUT_WAIT, put).await {
+                Ok(Ok(())) if count == 0 => {
+                    reported.remove(&viewer);
+                }
+                Ok(Ok(())) => {
+                    reported.insert(viewer, (count, now));
+                }
+                failed => {
+                    let error = failed
+                        .map_or_else(|_| "timed out".to_owned(), |r| r.err().unwrap_or_default());
+                    tracing::debug!(
+                        error = error.as_str(),
+                        "fleet: cannot report session counts"
+                    );
+                    break;
+                }
+            }
+        }
+        // A viewer whose zero could not be written is taken again next tick only if admitted
+        // again; its stale report ages out of the other nodes' counts.
+        reported.retain(|_, (_, at)| now.duration_since(*at) < MAX_AGE);
+    }
+}
+
+/// Keeps the session table's remote counts up to date from the other nodes' reports.
+pub async fn watch(fleet: Fleet) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if let Err(e) = watch_once(&fleet).await {
+            tracing::debug!(error = %e, "fleet: session count watch interrupted");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RETRY);
+    }
+}
+
+async fn watch_once(fleet: &Fleet) -> anyhow::Result<()> {
+    let objects = fleet
+        .objects()
+        .ok_or_else(|| anyhow::anyhow!("not set up"))?;
+    let mut watch = objects
+        .bucket(Role::Sessions)
+        .watch_with_history(">")
+        .await?;
+    let sessions = fleet.enforcer().sessions();
+    while let Some(entry) = watch.next().await {
+        let entry = entry?;
+        let Some((tenant, viewer, node)) = record::decode_sessions_key(&entry.key) else {
+            continue;
+        };
+        if node == fleet.node_id() {
+            continue;
+        }
+        let count = match entry.operation {
+            Operation::Put => match serde_json::from_slice::<Count>(&entry.value) {
+                Ok(c) => c.sessions,
+                Err(_) => {
+                    tracing::debug!("fleet: unreadable session count ignored");
+                    continue;
+                }
+            },
+            Operation::Delete | Operation::Purge => 0,
+        };
+        if !sessions.set_remote(&tenant, &viewer, &node, count) {
+            tracing::warn!("fleet: too many remote session counts; one not held");
+        }
+    }
+    Ok(())
+}
