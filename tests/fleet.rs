@@ -643,4 +643,9 @@ async fn a_viewer_holding_its_limit_on_node_a_is_refused_a_third_session_on_node
     assert_eq!(answer.status, 200);
     wait_remote_sessions(&b, 1).await;
     assert_eq!(play(&b, &alice, &session_id("b-2")).await, "true");
+    // The last one ends: A's report is deleted, B counts none of A's.
+    let body = user_end_body(&alice, "live+a", &a2);
+    let answer = post_trigger(a.d().trigger, "USER_END", &uuid(), 1, body.as_bytes()).await;
+    assert_eq!(answer.status, 200);
+    wait_remote_sessions(&b, 0).await;
 }

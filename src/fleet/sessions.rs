@@ -22,6 +22,8 @@ use crate::sessions::remote::MAX_AGE;
 const TICK: Duration = Duration::from_millis(100);
 /// Most reports written in one tick (the rest follow on the next).
 const MAX_PER_TICK: usize = 1000;
+/// How often the counts are looked at even without a change in the table (to renew them).
+const RENEW_CHECK: Duration = Duration::from_secs(5);
 /// How long one report may take before the round gives up (NATS away).
 const PUT_WAIT: Duration = Duration::from_secs(2);
 
@@ -35,6 +37,8 @@ pub struct Count {
 pub async fn publish(fleet: Fleet) {
     // viewer → (count reported, when).
     let mut reported: HashMap<(String, String), (u32, Instant)> = HashMap::new();
+    // The table's change number last reported in full, and when.
+    let mut last: Option<(u64, Instant)> = None;
     loop {
         tokio::time::sleep(TICK).await;
         if !fleet.connected() {
@@ -45,16 +49,30 @@ pub async fn publish(fleet: Fleet) {
         };
         let kv = objects.bucket(Role::Sessions);
         let now = Instant::now();
+        let sessions = fleet.enforcer().sessions();
+        let changes = sessions.changes();
+        let quiet =
+            last.is_some_and(|(seen, at)| seen == changes && now.duration_since(at) < RENEW_CHECK);
+        if quiet {
+            continue;
+        }
         let mut written = 0;
-        for (viewer, count) in fleet.enforcer().sessions().limited_counts() {
+        let mut complete = true;
+        for (viewer, count) in sessions.limited_counts() {
+            // A viewer never reported at zero: nothing to delete, stop reporting it.
             let due = match reported.get(&viewer) {
                 Some((n, at)) => *n != count || now.duration_since(*at) >= MAX_AGE / 3,
-                None => count > 0,
+                None if count == 0 => {
+                    sessions.forget_limited(&viewer.0, &viewer.1);
+                    false
+                }
+                None => true,
             };
             if !due {
                 continue;
             }
             if written >= MAX_PER_TICK {
+                complete = false;
                 break;
             }
             written += 1;
@@ -72,6 +90,7 @@ pub async fn publish(fleet: Fleet) {
             };
             match tokio::time::timeout(PUT_WAIT, put).await {
                 Ok(Ok(())) if count == 0 => {
+                    sessions.forget_limited(&viewer.0, &viewer.1);
                     reported.remove(&viewer);
                 }
                 Ok(Ok(())) => {
@@ -88,9 +107,8 @@ pub async fn publish(fleet: Fleet) {
                 }
             }
         }
-        // A viewer whose zero could not be written is taken again next tick only if admitted
-        // again; its stale report ages out of the other nodes' counts.
         reported.retain(|_, (_, at)| now.duration_since(*at) < MAX_AGE);
+        last = complete.then_some((changes, now));
     }
 }
 

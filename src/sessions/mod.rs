@@ -92,6 +92,8 @@ struct Inner {
     forgotten_by_end: AtomicU64,
     forgotten_by_age: AtomicU64,
     untracked: AtomicU64,
+    /// Bumped whenever the table changes (the fleet's reporter skips rounds without a change).
+    changes: AtomicU64,
 }
 
 impl Sessions {
@@ -110,6 +112,7 @@ impl Sessions {
                 forgotten_by_end: AtomicU64::new(0),
                 forgotten_by_age: AtomicU64::new(0),
                 untracked: AtomicU64::new(0),
+                changes: AtomicU64::new(0),
             }),
         }
     }
@@ -204,10 +207,20 @@ impl Sessions {
         let earliest = table.next_due();
         table.insert(session_id, facts, due, cut);
         drop(table);
+        self.changed();
         if earliest.is_none_or(|e| due < e) {
             self.inner.wake.notify_one();
         }
         out
+    }
+
+    /// A number that moves whenever a session is tracked or forgotten.
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts sessions across the fleet from now on (with `[fleet]`).
@@ -215,12 +228,19 @@ impl Sessions {
         self.fleet().enable();
     }
 
-    /// This node's counts of the viewers under a limit that changed since last taken (all of
-    /// them: the caller compares), a viewer at zero once.
+    /// This node's counts of its viewers under a limit (all of them: the caller compares).
     pub fn limited_counts(&self) -> Vec<((String, String), u32)> {
         let table = self.table();
         self.fleet()
             .take_limited(|t, v| table.viewer_sessions(t, v))
+    }
+
+    /// Stops reporting the viewer once its zero was reported, unless it holds sessions again.
+    pub fn forget_limited(&self, tenant: &str, viewer: &str) {
+        let table = self.table();
+        if table.viewer_sessions(tenant, viewer) == 0 {
+            self.fleet().forget(tenant, viewer);
+        }
     }
 
     /// Another node's count of the viewer's sessions (`0`: none). `false`: beyond a bound.
@@ -249,6 +269,7 @@ impl Sessions {
     pub fn end(&self, id: &str) {
         if self.table().remove(id) {
             self.inner.forgotten_by_end.fetch_add(1, Ordering::Relaxed);
+            self.changed();
         }
     }
 
@@ -262,6 +283,7 @@ impl Sessions {
     pub fn take_viewer(&self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
         let ids = self.table().take_viewer(tenant, viewer, before);
         self.count_ended(Cause::Revocation, ids.len());
+        self.changed();
         ids
     }
 
@@ -336,6 +358,9 @@ impl Sessions {
     /// Takes the sessions due at `now`: the ones to cut, counted; the forgotten ones, counted.
     fn take_due(&self, now: Instant) -> Vec<String> {
         let due = self.table().take_due(now, MAX_DUE_PER_ROUND);
+        if !due.cut.is_empty() || due.forgotten > 0 {
+            self.changed();
+        }
         self.count_ended(Cause::Expiry, due.cut.len());
         self.inner
             .forgotten_by_age

@@ -57,20 +57,17 @@ impl FleetCounts {
         true
     }
 
-    /// The viewers to report, each with this node's count from `local`; those at zero are
-    /// forgotten once taken (their zero is reported once).
-    pub fn take_limited(&mut self, local: impl Fn(&str, &str) -> u32) -> Vec<(Viewer, u32)> {
-        let counts: Vec<(Viewer, u32)> = self
-            .limited
+    /// The viewers to report, each with this node's count from `local`.
+    pub fn take_limited(&self, local: impl Fn(&str, &str) -> u32) -> Vec<(Viewer, u32)> {
+        self.limited
             .iter()
             .map(|(t, v)| ((t.clone(), v.clone()), local(t, v)))
-            .collect();
-        for ((t, v), n) in &counts {
-            if *n == 0 {
-                self.limited.remove(&(t.clone(), v.clone()));
-            }
-        }
-        counts
+            .collect()
+    }
+
+    /// Stops reporting the viewer (its zero was reported; the caller checked it holds none).
+    pub fn forget(&mut self, tenant: &str, viewer: &str) {
+        self.limited.remove(&(tenant.to_owned(), viewer.to_owned()));
     }
 
     /// Sessions the viewer holds on other nodes (reports younger than [`MAX_AGE`]).
@@ -164,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn viewers_to_report_are_bounded_off_without_a_fleet_and_forgotten_at_zero() {
+    fn viewers_to_report_are_bounded_off_without_a_fleet_and_forgotten_when_asked() {
         let mut c = FleetCounts::default();
         c.mark("t1", "alice");
         assert!(c.take_limited(|_, _| 1).is_empty(), "off: nothing is kept");
@@ -176,9 +173,10 @@ mod tests {
         assert!(c.mark("t1", "v0"), "already held");
         let taken = c.take_limited(|_, v| u32::from(v == "v1"));
         assert_eq!(taken.len(), MAX_VIEWERS);
-        let again = c.take_limited(|_, _| 0);
-        assert_eq!(again, vec![(("t1".to_owned(), "v1".to_owned()), 0)]);
-        assert!(c.take_limited(|_, _| 0).is_empty());
+        assert!(taken.contains(&(("t1".to_owned(), "v1".to_owned()), 1)));
+        c.forget("t1", "v0");
+        assert_eq!(c.take_limited(|_, _| 0).len(), MAX_VIEWERS - 1);
+        assert!(c.mark("t1", "one-more"), "room again");
     }
 
     #[test]
