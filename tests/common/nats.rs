@@ -3,8 +3,9 @@
 //! test, killed when dropped.
 //!
 //! The binary is `$NATS_SERVER_BIN`, else `nats-server` on `PATH`, else `/usr/sbin/nats-server`
-//! (Debian's package). When none exists the test fails saying how to install it: `.ci/run`
-//! installs it, so CI never skips these tests.
+//! (Debian's package). When none exists and the tests run as root on Debian, they install the
+//! package themselves (`apt-get`); otherwise the test fails saying how to install it. `.ci/run`
+//! installs it too, so CI never skips these tests.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -35,6 +36,7 @@ pub fn binary() -> PathBuf {
             PathBuf::from("/usr/bin/nats-server"),
         ])
         .find(|p| p.is_file())
+        .or_else(installed_with_apt)
         .unwrap_or_else(|| {
             panic!(
                 "nats-server not found (the fleet tests need it): install it with \
@@ -42,6 +44,40 @@ pub fn binary() -> PathBuf {
                  NATS_SERVER_BIN to its path"
             )
         })
+}
+
+/// On a fresh Debian machine, as root, `cargo test` installs Debian's `nats-server` itself (once
+/// per test process), so the README's test command is all a newcomer runs. Elsewhere: `None`.
+fn installed_with_apt() -> Option<PathBuf> {
+    static INSTALLED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+            if !root || !Path::new("/usr/bin/apt-get").is_file() {
+                return None;
+            }
+            eprintln!("nats-server not found: installing Debian's package (apt-get)");
+            let apt = |args: &[&str]| {
+                Command::new("apt-get")
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let _ = apt(&["update", "-qq"]);
+            apt(&["install", "-y", "-qq", "nats-server"]).then_some(())?;
+            [
+                PathBuf::from("/usr/sbin/nats-server"),
+                PathBuf::from("/usr/bin/nats-server"),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+        })
+        .clone()
 }
 
 /// A running (or stopped) `nats-server -js`.
