@@ -263,18 +263,32 @@ async fn an_invalidation_posted_while_a_node_is_down_reaches_its_mistserver_afte
     let root = tempfile::tempdir().unwrap();
     let a = Node::start(&nats, "a", root.path(), "").await;
     let mut b = Node::start(&nats, "b", root.path(), "").await;
-    // B's durable consumer exists once B has followed the stream: one invalidation reaches it.
-    let (status, first) = a
-        .api()
-        .call(
-            "POST",
-            "/v1/invalidate",
-            Some(json!({"streams": ["live+first"]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{first}");
+    // B's durable consumer starts with what is sent after it exists, and B creates it in its own
+    // task after start: post until one invalidation has reached B, so the consumer surely exists.
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let (status, first) = a
+            .api()
+            .call(
+                "POST",
+                "/v1/invalidate",
+                Some(json!({"streams": ["live+first"]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{first}");
+        if b.mist
+            .wait_invalidated("live+first", Duration::from_secs(1))
+            .await
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's consumer never received an invalidation; log:\n{}",
+            b.d().log_text()
+        );
+    }
     assert!(a.mist.wait_invalidated("live+first", CONVERGE).await);
-    assert!(b.mist.wait_invalidated("live+first", CONVERGE).await);
 
     b.kill();
     let (status, posted) = a
