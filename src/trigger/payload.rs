@@ -48,7 +48,15 @@ pub(super) fn lines<const N: usize>(body: &[u8]) -> Result<([&str; N], usize), P
     let text = text.strip_suffix('\n').unwrap_or(text);
     let mut out = [""; N];
     let mut count = 0;
-    for line in text.split('\n') {
+    // memchr finds the line ends with vector instructions; a `\n` is one byte of its own in UTF-8,
+    // so every cut falls on a character boundary.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+    for end in ends {
+        let Some(line) = text.get(start..end) else {
+            return Err(PayloadError::NotUtf8); // not reached: both ends are line ends
+        };
+        start = end + 1;
         if count == N {
             return Err(PayloadError::LineCount {
                 expected: "fewer",
