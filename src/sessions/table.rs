@@ -24,7 +24,7 @@ use tokio::time::Instant;
 #[path = "table_parts.rs"]
 mod parts;
 
-use parts::{Hasher, IdRef, NONE, Name, SessionId, Slab, Strings};
+use parts::{Hasher, IdRef, NONE, Name, SessionId, Slab, Slot, Strings};
 
 /// What usher knows of a session it allowed (times in seconds since the Unix epoch).
 #[derive(Debug, Clone, Copy)]
@@ -74,13 +74,13 @@ pub struct Due {
 /// The table. Bounded by `max` sessions.
 pub struct Table {
     entries: Slab<Entry>,
-    /// Session id → slot in `entries`.
-    ids: HashTable<u32>,
+    /// Session id → slot in `entries`, with the id's hash (growing never reads the slab).
+    ids: HashTable<Slot>,
     /// (deadline, seq) → slot in `entries`.
     deadlines: BTreeMap<(Instant, u64), u32>,
     viewers: Slab<Viewer>,
-    /// (tenant, viewer id) → slot in `viewers`.
-    viewer_ids: HashTable<u32>,
+    /// (tenant, viewer id) → slot in `viewers`, with its hash.
+    viewer_ids: HashTable<Slot>,
     /// Sessions per (tenant, stream), by their `Strings` numbers.
     streams: hashbrown::HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
     strings: Strings,
@@ -171,10 +171,8 @@ impl Table {
         };
         let put = self.entries.insert(entry);
         debug_assert_eq!(put, slot);
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.ids.insert_unique(hash, slot, |&s| {
-            entries.get(s).map_or(0, |e| hasher.id(&e.id.as_ref()))
-        });
+        self.ids
+            .insert_unique(hash, Slot::new(slot, hash), Slot::hash);
         true
     }
 
@@ -253,10 +251,10 @@ impl Table {
     /// The slot of the session with `key` (hashed to `hash`).
     fn find(&self, key: &IdRef<'_>, hash: u64) -> Option<u32> {
         self.ids
-            .find(hash, |&s| {
-                self.entries.get(s).is_some_and(|e| key.is(&e.id))
+            .find(hash, |s| {
+                self.entries.get(s.slot).is_some_and(|e| key.is(&e.id))
             })
-            .copied()
+            .map(|s| s.slot)
     }
 
     /// The viewer's slot in `viewers`.
@@ -265,24 +263,24 @@ impl Table {
         let tenant = self.strings.find(tenant)?;
         let hash = self.hasher.viewer(tenant, viewer.as_bytes());
         self.viewer_ids
-            .find(hash, |&v| {
+            .find(hash, |v| {
                 self.viewers
-                    .get(v)
+                    .get(v.slot)
                     .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
             })
-            .copied()
+            .map(|v| v.slot)
     }
 
     /// Appends session `slot` to the viewer's sessions (the viewer is added when new); its slot.
     fn viewer_push(&mut self, tenant: u32, viewer: &str, slot: u32) -> u32 {
         let hash = self.hasher.viewer(tenant, viewer.as_bytes());
-        let (viewers, hasher) = (&mut self.viewers, &self.hasher);
-        let found = self.viewer_ids.find(hash, |&v| {
+        let viewers = &mut self.viewers;
+        let found = self.viewer_ids.find(hash, |v| {
             viewers
-                .get(v)
+                .get(v.slot)
                 .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
         });
-        if let Some(&v) = found {
+        if let Some(&Slot { slot: v, .. }) = found {
             if let Some(held) = viewers.get_mut(v) {
                 held.sessions.push(slot);
             }
@@ -293,12 +291,8 @@ impl Table {
             name: Name::new(viewer),
             sessions: Slots::One(slot),
         });
-        let viewers = &*viewers;
-        self.viewer_ids.insert_unique(hash, v, |&v| {
-            viewers
-                .get(v)
-                .map_or(0, |v| hasher.viewer(v.tenant, v.name.as_bytes()))
-        });
+        self.viewer_ids
+            .insert_unique(hash, Slot::new(v, hash), Slot::hash);
         v
     }
 
@@ -339,7 +333,7 @@ impl Table {
     fn remove_slot(&mut self, slot: u32) -> Option<Entry> {
         let entry = self.entries.remove(slot)?;
         let hash = self.hasher.id(&entry.id.as_ref());
-        if let Ok(found) = self.ids.find_entry(hash, |&s| s == slot) {
+        if let Ok(found) = self.ids.find_entry(hash, |s| s.slot == slot) {
             found.remove();
         }
         self.deadlines.remove(&(entry.due, entry.seq));
@@ -374,7 +368,7 @@ impl Table {
             return;
         }
         let hash = self.hasher.viewer(held.tenant, held.name.as_bytes());
-        if let Ok(found) = self.viewer_ids.find_entry(hash, |&x| x == v) {
+        if let Ok(found) = self.viewer_ids.find_entry(hash, |x| x.slot == v) {
             found.remove();
         }
         self.viewers.remove(v);

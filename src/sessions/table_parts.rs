@@ -89,6 +89,28 @@ const fn nibble(c: u8) -> Option<u8> {
     }
 }
 
+/// A slot number with its key's hash, as a hash table of slots holds it: the table grows by
+/// rehashing without reading the slab (a cache miss per entry at a million sessions).
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    pub slot: u32,
+    hash: u32,
+}
+
+impl Slot {
+    /// `hash` must be a [`Hasher`] hash (its low half is kept: see [`Hasher::spread`]).
+    pub fn new(slot: u32, hash: u64) -> Slot {
+        Slot {
+            slot,
+            hash: hash as u32,
+        }
+    }
+
+    pub fn hash(&self) -> u64 {
+        Hasher::spread(self.hash)
+    }
+}
+
 /// The table's hash: foldhash keyed with a per-process random seed (and one per table).
 #[derive(Clone)]
 pub struct Hasher(RandomState);
@@ -101,14 +123,21 @@ impl Hasher {
     pub fn id(&self, id: &IdRef<'_>) -> u64 {
         let mut h = self.0.build_hasher();
         h.write(id.bytes());
-        h.finish()
+        Hasher::spread(h.finish() as u32)
     }
 
     pub fn viewer(&self, tenant: u32, viewer: &[u8]) -> u64 {
         let mut h = self.0.build_hasher();
         h.write_u32(tenant);
         h.write(viewer);
-        h.finish()
+        Hasher::spread(h.finish() as u32)
+    }
+
+    /// A 64-bit hash made of 32 kept bits, so a [`Slot`] holds it in 4 bytes: hashbrown picks
+    /// the bucket from the low bits and its 7-bit tag from the top ones, both then from the
+    /// keyed 32 bits (independent bits up to 2^25 buckets, 16 times the default bound's).
+    fn spread(half: u32) -> u64 {
+        (u64::from(half) << 32) | u64::from(half)
     }
 
     pub fn text(&self, text: &str) -> u64 {
