@@ -24,7 +24,7 @@ use tokio::time::Instant;
 #[path = "table_parts.rs"]
 mod parts;
 
-use parts::{Hasher, IdRef, NONE, Name, SessionId, Slab, Slot, Strings};
+use parts::{Clock, Hasher, IdRef, NONE, Name, SessionId, Slab, Slot, Strings};
 
 /// What usher knows of a session it allowed (times in seconds since the Unix epoch).
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +42,8 @@ struct Entry {
     id: SessionId,
     /// Admission order; with `due`, the entry's key in the deadline set.
     seq: u64,
-    due: Instant,
+    /// The deadline, on the table's [`Clock`].
+    due: u64,
     #[allow(dead_code)] // kept for the table's contract (SPEC §9) and future reports
     exp: u64,
     iat: Option<u64>,
@@ -77,7 +78,8 @@ pub struct Table {
     /// Session id → slot in `entries`, with the id's hash (growing never reads the slab).
     ids: HashTable<Slot>,
     /// (deadline, seq) → slot in `entries`.
-    deadlines: BTreeMap<(Instant, u64), u32>,
+    deadlines: BTreeMap<(u64, u64), u32>,
+    clock: Clock,
     viewers: Slab<Viewer>,
     /// (tenant, viewer id) → slot in `viewers`, with its hash.
     viewer_ids: HashTable<Slot>,
@@ -98,6 +100,7 @@ impl Table {
             entries: Slab::default(),
             ids: HashTable::new(),
             deadlines: BTreeMap::new(),
+            clock: Clock::new(),
             viewers: Slab::default(),
             viewer_ids: HashTable::new(),
             streams: hashbrown::HashMap::with_hasher(foldhash::fast::RandomState::default()),
@@ -156,6 +159,7 @@ impl Table {
             .viewer
             .map_or(NONE, |v| self.viewer_push(tenant, v, slot));
         *self.streams.entry((tenant, stream)).or_default() += 1;
+        let due = self.clock.key(due);
         self.deadlines.insert((due, seq), slot);
         let entry = Entry {
             id: key.to_owned(),
@@ -208,12 +212,15 @@ impl Table {
 
     /// The earliest deadline.
     pub fn next_due(&self) -> Option<Instant> {
-        self.deadlines.first_key_value().map(|((at, _), _)| *at)
+        self.deadlines
+            .first_key_value()
+            .map(|(&(at, _), _)| self.clock.at(at))
     }
 
     /// Takes at most `max` sessions whose deadline is at or before `now`, earliest first.
     pub fn take_due(&mut self, now: Instant, max: usize) -> Due {
         let mut due = Due::default();
+        let now = self.clock.key(now);
         while due.cut.len() + due.forgotten < max {
             let Some((&(at, seq), &slot)) = self.deadlines.first_key_value() else {
                 break;

@@ -3,9 +3,11 @@
 //! enough for the decision path (no allocation for a hex session id or a short viewer id).
 
 use std::hash::{BuildHasher, Hasher as _};
+use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
+use tokio::time::Instant;
 
 /// No slot (a session without kid or viewer).
 pub const NONE: u32 = u32::MAX;
@@ -316,5 +318,40 @@ impl Name {
             Name::Inline(len, bytes) => &bytes[..*len as usize],
             Name::Heap(bytes) => bytes,
         }
+    }
+}
+
+/// Instants as nanoseconds on a `u64` line centred on the table's creation, so a deadline is a
+/// small key that compares in one instruction: exact within ±292 years of it (a deadline lies at
+/// most 10^9 s ahead).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: Instant,
+}
+
+const MIDDLE: u64 = 1 << 63;
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            base: Instant::now(),
+        }
+    }
+
+    pub fn key(&self, at: Instant) -> u64 {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        match at.checked_duration_since(self.base) {
+            Some(after) => MIDDLE.saturating_add(nanos(after)),
+            None => MIDDLE.saturating_sub(nanos(self.base.duration_since(at))),
+        }
+    }
+
+    /// The instant of `key` (back from [`key`](Self::key): the same instant).
+    pub fn at(&self, key: u64) -> Instant {
+        let moved = match key.checked_sub(MIDDLE) {
+            Some(after) => self.base.checked_add(Duration::from_nanos(after)),
+            None => self.base.checked_sub(Duration::from_nanos(MIDDLE - key)),
+        };
+        moved.unwrap_or(self.base)
     }
 }

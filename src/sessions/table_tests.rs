@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use parts::Clock;
 
 fn facts<'a>(stream: &'a str, viewer: Option<&'a str>) -> Facts<'a> {
     Facts {
@@ -137,7 +138,7 @@ fn a_stale_deadline_is_dropped_without_touching_the_session_in_its_slot() {
     let later = now + Duration::from_secs(9);
     assert!(t.insert(&id(1), &facts("s", None), later, true));
     // A deadline left behind for an earlier session of slot 0 (admitted as seq 0).
-    t.deadlines.insert((now, 0), 0);
+    t.deadlines.insert((t.clock.key(now), 0), 0);
     assert_eq!(t.take_due(now, 10), Due::default());
     assert!(t.contains(&id(1)));
     assert_eq!(t.next_due(), Some(later));
@@ -237,4 +238,23 @@ fn a_shared_string_freed_and_reused_keeps_every_count_right() {
     }
     assert_eq!(t.strings.len(), 0, "no session holds a string");
     assert!(t.counts().is_empty());
+}
+
+#[test]
+fn deadline_keys_keep_the_order_of_instants_and_give_them_back_exactly() {
+    let clock = Clock::new();
+    let now = Instant::now();
+    let times = [
+        now - Duration::from_millis(10),
+        now - Duration::from_nanos(1),
+        now,
+        now + Duration::from_nanos(1),
+        now + Duration::from_secs(1_000_000_000),
+    ];
+    for pair in times.windows(2) {
+        assert!(clock.key(pair[0]) < clock.key(pair[1]));
+    }
+    for at in times {
+        assert_eq!(clock.at(clock.key(at)), at);
+    }
 }
