@@ -258,3 +258,10 @@ fn deadline_keys_keep_the_order_of_instants_and_give_them_back_exactly() {
         assert_eq!(clock.at(clock.key(at)), at);
     }
 }
+
+#[test]
+fn a_session_slot_stays_within_104_bytes() {
+    // The memory per session in bench/RESULTS.md rests on it.
+    assert!(std::mem::size_of::<Option<Entry>>() <= 104);
+    assert!(std::mem::size_of::<parts::Slot>() <= 8);
+}
