@@ -84,7 +84,7 @@ pub struct Table {
     /// (tenant, viewer id) → slot in `viewers`, with its hash.
     viewer_ids: HashTable<Slot>,
     /// Sessions per (tenant, stream), by their `Strings` numbers.
-    streams: hashbrown::HashMap<(u32, u32), u32, foldhash::fast::RandomState>,
+    streams: hashbrown::HashMap<(u32, u32), u32, foldhash::fast::SeedableRandomState>,
     strings: Strings,
     hasher: Hasher,
     next_seq: u64,
@@ -103,7 +103,7 @@ impl Table {
             clock: Clock::new(),
             viewers: Slab::default(),
             viewer_ids: HashTable::new(),
-            streams: hashbrown::HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            streams: hashbrown::HashMap::with_hasher(hasher.state()),
             strings: Strings::new(hasher.clone()),
             hasher,
             next_seq: 0,
@@ -259,7 +259,7 @@ impl Table {
     fn find(&self, key: &IdRef<'_>, hash: u64) -> Option<u32> {
         self.ids
             .find(hash, |s| {
-                self.entries.get(s.slot).is_some_and(|e| key.is(&e.id))
+                s.has_hash(hash) && self.entries.get(s.slot).is_some_and(|e| key.is(&e.id))
             })
             .map(|s| s.slot)
     }
@@ -271,9 +271,10 @@ impl Table {
         let hash = self.hasher.viewer(tenant, viewer.as_bytes());
         self.viewer_ids
             .find(hash, |v| {
-                self.viewers
-                    .get(v.slot)
-                    .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
+                v.has_hash(hash)
+                    && self.viewers.get(v.slot).is_some_and(|v| {
+                        v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes()
+                    })
             })
             .map(|v| v.slot)
     }
@@ -283,9 +284,10 @@ impl Table {
         let hash = self.hasher.viewer(tenant, viewer.as_bytes());
         let viewers = &mut self.viewers;
         let found = self.viewer_ids.find(hash, |v| {
-            viewers
-                .get(v.slot)
-                .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
+            v.has_hash(hash)
+                && viewers
+                    .get(v.slot)
+                    .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
         });
         if let Some(&Slot { slot: v, .. }) = found {
             if let Some(held) = viewers.get_mut(v) {

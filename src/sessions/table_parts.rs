@@ -5,7 +5,10 @@
 use std::hash::{BuildHasher, Hasher as _};
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
+use std::sync::OnceLock;
+
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
@@ -111,15 +114,29 @@ impl Slot {
     pub fn hash(&self) -> u64 {
         Hasher::spread(self.hash)
     }
+
+    /// Whether the key has hash `hash` (a cheap test before reading the slab).
+    pub fn has_hash(&self, hash: u64) -> bool {
+        self.hash == hash as u32
+    }
 }
 
-/// The table's hash: foldhash keyed with a per-process random seed (and one per table).
+/// The table's hash: foldhash keyed with a per-process random seed (and one per table), both
+/// from the operating system's random source (foldhash's own default seeds from the address-space
+/// layout and the time).
 #[derive(Clone)]
-pub struct Hasher(RandomState);
+pub struct Hasher(SeedableRandomState);
 
 impl Hasher {
     pub fn new() -> Hasher {
-        Hasher(RandomState::default())
+        static PROCESS: OnceLock<SharedSeed> = OnceLock::new();
+        let process = PROCESS.get_or_init(|| SharedSeed::from_u64(rand::random()));
+        Hasher(SeedableRandomState::with_seed(rand::random(), process))
+    }
+
+    /// For a map of this table's own numbers.
+    pub fn state(&self) -> SeedableRandomState {
+        self.0.clone()
     }
 
     pub fn id(&self, id: &IdRef<'_>) -> u64 {

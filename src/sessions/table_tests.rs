@@ -265,3 +265,12 @@ fn a_session_slot_stays_within_104_bytes() {
     assert!(std::mem::size_of::<Option<Entry>>() <= 104);
     assert!(std::mem::size_of::<parts::Slot>() <= 8);
 }
+
+#[test]
+fn every_table_hashes_with_its_own_random_key() {
+    let key = IdRef::parse("00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff");
+    let (a, b) = (parts::Hasher::new(), parts::Hasher::new());
+    assert_ne!(a.id(&key), b.id(&key));
+    assert_eq!(a.id(&key), a.id(&key));
+    assert_ne!(a.viewer(0, b"v"), b.viewer(0, b"v"));
+}
