@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::cache::{DecisionCache, Lookup, Verdict};
+use crate::cache::{DecisionCache, Evaluation, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
 use crate::enforce::Enforcer;
@@ -138,7 +138,9 @@ impl App {
         (verdict, lookup)
     }
 
-    /// The cache, or one single-flight evaluation followed by the session's admission (SPEC §9).
+    /// The cache, or one evaluation followed by the session's admission (SPEC §9). A decision
+    /// that needs no I/O (`jwt`, `public`, `deny`) is made right here; one that waits for a
+    /// webhook or a JWKS refetch runs single-flight in a task of its own.
     async fn decide(&self, request: Request<'_>) -> (Verdict, Lookup) {
         self.cache
             .get_or_evaluate(request.stream, request.session_id, request.token, || {
@@ -146,9 +148,6 @@ impl App {
                 // the snapshot before it bumps generations, so a decision cached under the new
                 // generation is always made under the new snapshot.
                 let snapshot = self.enforcer.snapshot();
-                let evaluator = self.evaluator.clone();
-                let enforcer = self.enforcer.clone();
-                let owned = OwnedRequest::from(request);
                 let span = tracing::info_span!(
                     "trigger",
                     stream = request.stream,
@@ -157,26 +156,26 @@ impl App {
                     policy = tracing::field::Empty,
                     reason = tracing::field::Empty,
                 );
-                async move {
-                    let entry = snapshot.resolve(&owned.stream).clone();
+                let entry = snapshot.resolve(request.stream);
+                let decided = span.in_scope(|| {
+                    self.evaluator
+                        .decide_now(&snapshot, entry, &request, Mode::Live)
+                });
+                if let Some(d) = decided {
+                    return Evaluation::Now(conclude(&self.enforcer, entry, &request, d, &span));
+                }
+                let entry = entry.clone();
+                let evaluator = self.evaluator.clone();
+                let enforcer = self.enforcer.clone();
+                let owned = OwnedRequest::from(request);
+                Evaluation::Later(async move {
                     let req = owned.as_request();
-                    let mut d = evaluator
+                    let d = evaluator
                         .evaluate(&snapshot, &entry, &req, Mode::Live)
                         .instrument(span.clone())
                         .await;
-                    admit(&enforcer, &entry, &req, &mut d);
-                    span.record("tenant", d.tenant.as_str());
-                    span.record("policy", d.policy_type);
-                    span.record("reason", d.reason.as_str());
-                    if !d.allowed {
-                        log_denial(&req, &d);
-                    }
-                    Verdict {
-                        allowed: d.allowed,
-                        reason: d.reason,
-                        policy: d.policy_type,
-                    }
-                }
+                    conclude(&enforcer, &entry, &req, d, &span)
+                })
             })
             .await
     }
@@ -239,6 +238,29 @@ impl App {
             out.push_str(&fleet.render_metrics());
         }
         out
+    }
+}
+
+/// An evaluation's end: the session's admission, the span's fields, the denial's log line.
+fn conclude(
+    enforcer: &Enforcer,
+    entry: &PolicyEntry,
+    req: &Request<'_>,
+    mut d: Decision,
+    span: &tracing::Span,
+) -> Verdict {
+    let _entered = span.enter();
+    admit(enforcer, entry, req, &mut d);
+    span.record("tenant", d.tenant.as_str());
+    span.record("policy", d.policy_type);
+    span.record("reason", d.reason.as_str());
+    if !d.allowed {
+        log_denial(req, &d);
+    }
+    Verdict {
+        allowed: d.allowed,
+        reason: d.reason,
+        policy: d.policy_type,
     }
 }
 

@@ -1,24 +1,29 @@
 //! The per-session decision cache (SPEC §3 steps 2–4): bounded, TTL'd, single-flight, and
 //! invalidated per stream in O(1) by bumping the stream's generation.
 //!
-//! Keys are a 128-bit keyed hash of stream generation + stream + session id + token: fixed size,
+//! Keys are a 128-bit keyed hash (SipHash-1-3, one pass, a per-process secret key) of stream
+//! generation + stream + session id + token: fixed size,
 //! no allocation per lookup. Invalidating a stream gives it a fresh generation from a process-wide
 //! counter, so every cached decision of that stream becomes unreachable at once while other streams
 //! keep theirs; the unreachable entries leave the bounded LRU store ([`lru`]) by themselves.
 //!
-//! Evaluations run in their own task and are shared through a pending map, so MistServer's retry
-//! of a trigger (same session, same token) joins the evaluation already running even when the first
+//! An evaluation that can decide without waiting (a `jwt` check, `public`, `deny`) runs right in
+//! the caller: no task, no channel, no copy of the request. One that must wait (a webhook, a JWKS
+//! refetch) runs in a task of its own and is shared through a pending map, so MistServer's retry of
+//! a trigger (same session, same token) joins the evaluation already running even when the first
 //! attempt's connection has gone away.
 //!
 //! No lock here is ever held across an `.await`: each guard lives inside a block that ends first.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -55,6 +60,13 @@ impl Lookup {
             Lookup::Joined => "joined",
         }
     }
+}
+
+/// What an evaluation hands the cache: the verdict, made at once, or the future that makes it (run
+/// in a task of its own, which retries of the same trigger join).
+pub enum Evaluation<F> {
+    Now(Verdict),
+    Later(F),
 }
 
 /// A keyed hash of (stream generation, stream, session id, token).
@@ -97,7 +109,8 @@ struct Inner {
     entries: lru::Lru<Entry>,
     streams: Streams,
     pending: Mutex<HashMap<CacheKey, watch::Receiver<Option<Verdict>>>>,
-    hashers: (RandomState, RandomState),
+    /// The secret key of [`Inner::fingerprint`].
+    key: (u64, u64),
     allow_ttl: Duration,
     deny_ttl: Duration,
 }
@@ -113,17 +126,18 @@ impl DecisionCache {
                 entries,
                 streams: Streams::new(MAX_IDLE_STREAMS),
                 pending: Mutex::new(HashMap::new()),
-                hashers: (RandomState::new(), RandomState::new()),
+                key: secret_key(),
                 allow_ttl: allow,
                 deny_ttl: deny,
             }),
         }
     }
 
-    /// The cached verdict for this viewer session, or the outcome of the future `evaluate` makes
-    /// (called only on a miss, and only after the stream's generation was read — so a caller that
-    /// loads its policy snapshot inside `evaluate` never caches an old policy's answer under a new
-    /// generation), run at most once at a time per key in a task of its own. A panicking evaluation answers `internal-error`.
+    /// The cached verdict for this viewer session, or the outcome of `evaluate` (called only on a
+    /// miss, and only after the stream's generation was read — so a caller that loads its policy
+    /// snapshot inside `evaluate` never caches an old policy's answer under a new generation). A
+    /// verdict made at once is stored and answered; a future runs at most once at a time per key,
+    /// in a task of its own. A panicking evaluation answers `internal-error`.
     pub async fn get_or_evaluate<E, F>(
         &self,
         stream: &str,
@@ -132,7 +146,7 @@ impl DecisionCache {
         evaluate: E,
     ) -> (Verdict, Lookup)
     where
-        E: FnOnce() -> F,
+        E: FnOnce() -> Evaluation<F>,
         F: Future<Output = Verdict> + Send + 'static,
     {
         // A hit needs the generation only; the stream's state is fetched (or created) on a miss.
@@ -155,20 +169,43 @@ impl DecisionCache {
                 .inner
                 .fingerprint(generation, stream, session_id, token),
         };
-        let (mut rx, lookup) = {
+        let found = {
+            let pending = lock(&self.inner.pending);
+            match pending.get(&key) {
+                Some(rx) => Some(Err(rx.clone())),
+                // An evaluation may have finished between the lookup above and taking the lock.
+                None => self.inner.fresh(&key).map(Ok),
+            }
+        };
+        match found {
+            Some(Ok(verdict)) => return (verdict, Lookup::Hit),
+            Some(Err(rx)) => return (wait(rx).await, Lookup::Joined),
+            None => {}
+        }
+        // Outside every lock: an evaluation that decides at once costs no task and no channel.
+        let later = match std::panic::catch_unwind(AssertUnwindSafe(evaluate)) {
+            Ok(Evaluation::Now(verdict)) => {
+                self.inner.store(key, generation, verdict, state);
+                return (verdict, Lookup::Evaluated);
+            }
+            Ok(Evaluation::Later(future)) => future,
+            Err(_) => {
+                tracing::error!("a decision's evaluation panicked; denying");
+                return (INTERNAL_ERROR, Lookup::Evaluated);
+            }
+        };
+        let (rx, lookup) = {
             let mut pending = lock(&self.inner.pending);
             match pending.get(&key) {
+                // Another request started the same evaluation meanwhile: join it.
                 Some(rx) => (rx.clone(), Lookup::Joined),
-                // The evaluation may have finished between the lookup above and taking the lock.
-                None if let Some(e) = self.inner.fresh(&key) => return (e, Lookup::Hit),
                 None => {
                     let (tx, rx) = watch::channel(None);
                     pending.insert(key, rx.clone());
                     let inner = self.inner.clone();
-                    let evaluate = evaluate();
                     tokio::spawn(async move {
                         let _done = PendingGuard { inner: &inner, key };
-                        let verdict = evaluate.await;
+                        let verdict = later.await;
                         inner.store(key, generation, verdict, state);
                         let _ = tx.send(Some(verdict));
                     });
@@ -176,11 +213,7 @@ impl DecisionCache {
                 }
             }
         };
-        let verdict = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.unwrap_or(INTERNAL_ERROR),
-            Err(_) => INTERNAL_ERROR,
-        };
-        (verdict, lookup)
+        (wait(rx).await, lookup)
     }
 
     /// Drops the cached decision of one viewer session (`USER_END`).
@@ -229,6 +262,23 @@ impl DecisionCache {
     }
 }
 
+/// 128 secret bits from the process's random hash keys (std seeds them from the OS): two keyed
+/// hashes of constants, unpredictable without those keys.
+fn secret_key() -> (u64, u64) {
+    (
+        RandomState::new().hash_one(0x7573_6865_7201_u64),
+        RandomState::new().hash_one(0x7573_6865_7202_u64),
+    )
+}
+
+/// The verdict of a pending evaluation; `internal-error` when it ended without one (a panic).
+async fn wait(mut rx: watch::Receiver<Option<Verdict>>) -> Verdict {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.unwrap_or(INTERNAL_ERROR),
+        Err(_) => INTERNAL_ERROR,
+    }
+}
+
 const INTERNAL_ERROR: Verdict = Verdict {
     allowed: false,
     reason: Reason::InternalError,
@@ -240,11 +290,16 @@ impl Inner {
         self.entries.get(*key, |e| e.verdict, |e| removed(vec![e]))
     }
 
+    /// One pass of keyed SipHash-1-3 with a 128-bit output; each string is preceded by its length,
+    /// so no two field tuples feed it the same bytes.
     fn fingerprint(&self, generation: u64, stream: &str, session_id: &str, token: &str) -> u128 {
-        let fields = (generation, stream, session_id, token);
-        let high = self.hashers.0.hash_one(fields);
-        let low = self.hashers.1.hash_one(fields);
-        (u128::from(high) << 64) | u128::from(low)
+        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
+        h.write_u64(generation);
+        for field in [stream, session_id, token] {
+            h.write_u64(field.len() as u64);
+            h.write(field.as_bytes());
+        }
+        h.finish128().as_u128()
     }
 
     fn store(&self, key: CacheKey, generation: u64, verdict: Verdict, stream: Arc<StreamState>) {

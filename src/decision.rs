@@ -250,9 +250,54 @@ impl Evaluator {
         request: &Request<'_>,
         mode: Mode,
     ) -> Decision {
+        match self.evaluate_now(snapshot, entry, request, mode) {
+            Now::Decided(d) => d,
+            Now::Refetch(check, d) => match self.refetched_keys(snapshot, entry, &d).await {
+                Some(keys) => check.run(Some(&keys)),
+                None => d,
+            },
+            Now::Webhook(hook) => {
+                self.evaluate_webhook(entry, hook, request, mode, "play")
+                    .await
+            }
+        }
+    }
+
+    /// The decision, when it can be made without waiting: `public`, `deny`, and `jwt` unless the
+    /// token names a kid a JWKS refetch might bring (then the first check's decision is the
+    /// answer should the refetch bring nothing). `None`: the evaluation must wait for I/O
+    /// ([`evaluate`](Self::evaluate) does it all).
+    pub fn decide_now(
+        &self,
+        snapshot: &Snapshot,
+        entry: &PolicyEntry,
+        request: &Request<'_>,
+        mode: Mode,
+    ) -> Option<Decision> {
+        match self.evaluate_now(snapshot, entry, request, mode) {
+            Now::Decided(d) => Some(d),
+            Now::Refetch(..) | Now::Webhook(_) => None,
+        }
+    }
+
+    /// Everything that needs no I/O.
+    fn evaluate_now<'a>(
+        &'a self,
+        snapshot: &'a Snapshot,
+        entry: &'a PolicyEntry,
+        request: &'a Request<'a>,
+        mode: Mode,
+    ) -> Now<'a> {
         match &entry.policy {
-            Policy::Public => Decision::new(entry, true, Reason::Allowed, "public policy"),
-            Policy::Deny => Decision::new(entry, false, Reason::PolicyDeny, "deny policy"),
+            Policy::Public => {
+                Now::Decided(Decision::new(entry, true, Reason::Allowed, "public policy"))
+            }
+            Policy::Deny => Now::Decided(Decision::new(
+                entry,
+                false,
+                Reason::PolicyDeny,
+                "deny policy",
+            )),
             Policy::Jwt(rules) => {
                 // Dry runs leave no trace, not even in the signature memo.
                 let memo = (mode == Mode::Live).then_some(&self.signatures);
@@ -261,12 +306,12 @@ impl Evaluator {
                         reason = Reason::InternalError.as_str(),
                         "the system clock reads before 1970; denying"
                     );
-                    return Decision::new(
+                    return Now::Decided(Decision::new(
                         entry,
                         false,
                         Reason::InternalError,
                         "the system clock reads before 1970",
-                    );
+                    ));
                 };
                 let check = JwtCheck {
                     snapshot,
@@ -280,16 +325,31 @@ impl Evaluator {
                     permission: rules.require_permission.then_some(Action::Read),
                 };
                 let d = check.run(None);
-                match self.refetched_keys(snapshot, entry, &d).await {
-                    Some(keys) => check.run(Some(&keys)),
-                    None => d,
+                if self.may_refetch(snapshot, entry, &d) {
+                    Now::Refetch(check, d)
+                } else {
+                    Now::Decided(d)
                 }
             }
-            Policy::Webhook(hook) => {
-                self.evaluate_webhook(entry, hook, request, mode, "play")
-                    .await
-            }
+            Policy::Webhook(hook) => Now::Webhook(hook),
         }
+    }
+
+    /// Whether [`refetched_keys`](Self::refetched_keys) would refetch for decision `d`.
+    fn may_refetch(&self, snapshot: &Snapshot, entry: &PolicyEntry, d: &Decision) -> bool {
+        let Some(jwks) = &self.jwks else {
+            return false;
+        };
+        if !matches!(d.reason, Reason::JwtUnknownKid | Reason::NoActiveKeys)
+            || !jwks.has_tenant(&entry.tenant)
+        {
+            return false;
+        }
+        let (Some(kid), Some(tenant)) = (d.kid.as_deref(), snapshot.tenant(&entry.tenant)) else {
+            return false;
+        };
+        // Refused by allowed_kids, or revoked: a refetch cannot help.
+        tenant.active.get(kid).is_none() && !tenant.revoked.contains_key(kid)
     }
 
     /// On `jwt-unknown-kid` (or `no-active-keys`) for a tenant with a JWKS URL, and a kid that is
@@ -301,17 +361,11 @@ impl Evaluator {
         entry: &PolicyEntry,
         d: &Decision,
     ) -> Option<TenantKeys> {
-        let jwks = self.jwks.as_ref()?;
-        if !matches!(d.reason, Reason::JwtUnknownKid | Reason::NoActiveKeys)
-            || !jwks.has_tenant(&entry.tenant)
-        {
+        if !self.may_refetch(snapshot, entry, d) {
             return None;
         }
-        let kid = d.kid.as_deref()?;
+        let jwks = self.jwks.as_ref()?;
         let tenant = snapshot.tenant(&entry.tenant)?;
-        if tenant.active.get(kid).is_some() || tenant.revoked.contains_key(kid) {
-            return None; // refused by allowed_kids, or revoked: a refetch cannot help
-        }
         let changed = tokio::time::timeout(
             JWKS_REFETCH_WAIT,
             jwks.refresh_for_unknown_kid(&entry.tenant),
@@ -366,6 +420,14 @@ impl Evaluator {
         }
         d
     }
+}
+
+/// How far an evaluation got without I/O.
+enum Now<'a> {
+    Decided(Decision),
+    /// A `jwt` decision that a JWKS refetch might change, and the check to run again.
+    Refetch(JwtCheck<'a>, Decision),
+    Webhook(&'a WebhookPolicy),
 }
 
 /// One `jwt` policy check of one request, at one instant.

@@ -40,7 +40,10 @@ fn start_slow_evaluation(
         }
     };
     let c = c.clone();
-    let first = tokio::spawn(async move { c.get_or_evaluate("vod", "s1", "t", || slow).await });
+    let first = tokio::spawn(async move {
+        c.get_or_evaluate("vod", "s1", "t", || Evaluation::Later(slow))
+            .await
+    });
     (release, first)
 }
 
@@ -58,17 +61,23 @@ async fn allow_is_cached_for_allow_ttl() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
     let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Evaluated);
     tokio::time::advance(Duration::from_secs(599)).await;
     let (v, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!((v, l), (ALLOW, Lookup::Hit));
     tokio::time::advance(Duration::from_secs(2)).await;
     let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Evaluated);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -78,16 +87,18 @@ async fn allow_is_cached_for_allow_ttl() {
 async fn deny_is_cached_for_deny_ttl_only() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+    c.get_or_evaluate("vod", "s1", "t", || Evaluation::Later(counted(&runs, DENY)))
         .await;
     tokio::time::advance(Duration::from_secs(29)).await;
     let (v, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+        .get_or_evaluate("vod", "s1", "t", || Evaluation::Later(counted(&runs, DENY)))
         .await;
     assert_eq!((v, l), (DENY, Lookup::Hit));
     tokio::time::advance(Duration::from_secs(2)).await;
     let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Evaluated);
 }
@@ -96,11 +107,15 @@ async fn deny_is_cached_for_deny_ttl_only() {
 async fn key_is_stream_session_and_token() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
-        .await;
+    c.get_or_evaluate("vod", "s1", "t", || {
+        Evaluation::Later(counted(&runs, ALLOW))
+    })
+    .await;
     for (stream, session, token) in [("vod", "s1", "u"), ("vod", "s2", "t"), ("vod2", "s1", "t")] {
         let (_, l) = c
-            .get_or_evaluate(stream, session, token, || counted(&runs, ALLOW))
+            .get_or_evaluate(stream, session, token, || {
+                Evaluation::Later(counted(&runs, ALLOW))
+            })
             .await;
         assert_eq!(l, Lookup::Evaluated, "{stream} {session} {token}");
     }
@@ -120,7 +135,7 @@ async fn concurrent_requests_for_one_key_share_one_evaluation() {
         let c = c.clone();
         let runs = runs.clone();
         async move {
-            c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+            c.get_or_evaluate("vod", "s1", "t", || Evaluation::Later(counted(&runs, DENY)))
                 .await
         }
     });
@@ -150,7 +165,7 @@ async fn retry_joins_the_evaluation_even_after_the_first_caller_went_away() {
         let c = c.clone();
         let runs = runs.clone();
         async move {
-            c.get_or_evaluate("vod", "s1", "t", || counted(&runs, DENY))
+            c.get_or_evaluate("vod", "s1", "t", || Evaluation::Later(counted(&runs, DENY)))
                 .await
         }
     });
@@ -163,10 +178,63 @@ async fn retry_joins_the_evaluation_even_after_the_first_caller_went_away() {
 async fn panicking_evaluation_answers_internal_error() {
     let c = cache(100);
     let (v, _) = c
-        .get_or_evaluate("vod", "s1", "t", || async { panic!("evaluator bug") })
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(async { panic!("evaluator bug") })
+        })
         .await;
     assert_eq!(v, INTERNAL_ERROR);
     assert!(lock(&c.inner.pending).is_empty());
+}
+
+#[tokio::test]
+async fn panicking_immediate_evaluation_answers_internal_error_and_is_not_cached() {
+    let c = cache(100);
+    let (v, l) = c
+        .get_or_evaluate(
+            "vod",
+            "s1",
+            "t",
+            || -> Evaluation<std::future::Ready<Verdict>> { panic!("evaluator bug") },
+        )
+        .await;
+    assert_eq!((v, l), (INTERNAL_ERROR, Lookup::Evaluated));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (v, l) = c
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
+    assert_eq!(
+        (v, l, runs.load(Ordering::SeqCst)),
+        (ALLOW, Lookup::Evaluated, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verdict_made_at_once_is_cached_without_a_pending_evaluation() {
+    let c = cache(100);
+    let runs = AtomicUsize::new(0);
+    let now = || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Evaluation::<std::future::Ready<Verdict>>::Now(DENY)
+    };
+    assert_eq!(
+        c.get_or_evaluate("vod", "s1", "t", now).await,
+        (DENY, Lookup::Evaluated)
+    );
+    assert!(lock(&c.inner.pending).is_empty());
+    assert_eq!(
+        c.get_or_evaluate("vod", "s1", "t", now).await,
+        (DENY, Lookup::Hit)
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Cached for deny_ttl, like any other denial.
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(
+        c.get_or_evaluate("vod", "s1", "t", now).await,
+        (DENY, Lookup::Evaluated)
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -175,19 +243,27 @@ async fn invalidating_a_stream_drops_its_decisions_and_keeps_others() {
     let runs = Arc::new(AtomicUsize::new(0));
     for s in 0..10 {
         let session = format!("s{s}");
-        c.get_or_evaluate("live+a", &session, "t", || counted(&runs, ALLOW))
-            .await;
-        c.get_or_evaluate("live+b", &session, "t", || counted(&runs, ALLOW))
-            .await;
+        c.get_or_evaluate("live+a", &session, "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
+        c.get_or_evaluate("live+b", &session, "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
     }
     assert_eq!(c.invalidate_streams(["live+a"]), 10);
     assert_eq!(c.invalidate_streams(["live+a", "never-seen"]), 0);
     let (_, l) = c
-        .get_or_evaluate("live+a", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("live+a", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Evaluated);
     let (_, l) = c
-        .get_or_evaluate("live+b", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("live+b", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Hit);
 }
@@ -196,17 +272,25 @@ async fn invalidating_a_stream_drops_its_decisions_and_keeps_others() {
 async fn removing_a_session_drops_only_that_session() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
-        .await;
-    c.get_or_evaluate("vod", "s2", "t", || counted(&runs, ALLOW))
-        .await;
+    c.get_or_evaluate("vod", "s1", "t", || {
+        Evaluation::Later(counted(&runs, ALLOW))
+    })
+    .await;
+    c.get_or_evaluate("vod", "s2", "t", || {
+        Evaluation::Later(counted(&runs, ALLOW))
+    })
+    .await;
     c.remove("vod", "s1", "t");
     let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s1", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Evaluated);
     let (_, l) = c
-        .get_or_evaluate("vod", "s2", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("vod", "s2", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Hit);
 }
@@ -217,8 +301,10 @@ async fn cache_never_holds_more_than_max_entries() {
     let runs = Arc::new(AtomicUsize::new(0));
     for s in 0..500 {
         let session = format!("s{s}");
-        c.get_or_evaluate("vod", &session, "t", || counted(&runs, ALLOW))
-            .await;
+        c.get_or_evaluate("vod", &session, "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
     }
     c.run_pending_tasks();
     assert!(c.entry_count() <= 50, "{} entries", c.entry_count());
@@ -228,9 +314,11 @@ async fn cache_never_holds_more_than_max_entries() {
 async fn known_streams_lists_what_was_seen() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("live+a", "s", "t", || counted(&runs, ALLOW))
-        .await;
-    c.get_or_evaluate("vod", "s", "t", || counted(&runs, ALLOW))
+    c.get_or_evaluate("live+a", "s", "t", || {
+        Evaluation::Later(counted(&runs, ALLOW))
+    })
+    .await;
+    c.get_or_evaluate("vod", "s", "t", || Evaluation::Later(counted(&runs, ALLOW)))
         .await;
     let mut live = c.known_streams(|s| s.starts_with("live+"));
     live.sort();
@@ -242,12 +330,16 @@ async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
     let mut c = cache(1000);
     Arc::get_mut(&mut c.inner).unwrap().streams = Streams::new(8);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
-        .await;
+    c.get_or_evaluate("kept", "s", "t", || {
+        Evaluation::Later(counted(&runs, ALLOW))
+    })
+    .await;
     for i in 0..20 {
         let stream = format!("gone{i}");
-        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
-            .await;
+        c.get_or_evaluate(&stream, "s", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
         c.invalidate_streams([stream.as_str()]);
     }
     assert!(
@@ -257,7 +349,9 @@ async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
     );
     // The stream that still has a cached decision keeps it.
     let (_, l) = c
-        .get_or_evaluate("kept", "s", "t", || counted(&runs, ALLOW))
+        .get_or_evaluate("kept", "s", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
         .await;
     assert_eq!(l, Lookup::Hit);
 }
@@ -272,8 +366,10 @@ async fn new_stream_names_cost_o1_amortised_however_many_are_tracked() {
     let names = 20_000;
     for i in 0..names {
         let stream = format!("live+{i}");
-        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
-            .await;
+        c.get_or_evaluate(&stream, "s", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
     }
     // Every stream keeps its decision, so nothing can be forgotten: the sweeps found nothing to
     // drop, and still visited fewer than 2 names per new name in all (before: ~names² / 2).
@@ -295,8 +391,10 @@ async fn tracked_streams_stay_within_twice_the_streams_with_decisions() {
     let mut most = 0;
     for i in 0..20_000 {
         let stream = format!("live+{i}");
-        c.get_or_evaluate(&stream, "s", "t", || counted(&runs, ALLOW))
-            .await;
+        c.get_or_evaluate(&stream, "s", "t", || {
+            Evaluation::Later(counted(&runs, ALLOW))
+        })
+        .await;
         most = most.max(c.tracked_streams());
     }
     // Streams with a cached decision are at most max_entries (the store evicts the rest).

@@ -119,7 +119,9 @@ impl Harness {
             policy: "public",
         };
         self.cache
-            .get_or_evaluate(stream, "s1", "tok", || async move { allow })
+            .get_or_evaluate(stream, "s1", "tok", || {
+                crate::cache::Evaluation::<std::future::Ready<_>>::Now(allow)
+            })
             .await;
     }
 
