@@ -3,42 +3,28 @@
 //! one ordered set, so the earliest is found in O(1) and each insert or removal costs O(log n)
 //! whatever the number of pending deadlines.
 //!
-//! Session ids (64 hex characters from MistServer) are kept as 32 bytes; stream, tenant, kid and
-//! viewer strings are shared between the sessions that carry them. Sessions are counted per viewer
-//! (for `max_sessions_per_viewer`) and per tenant and stream (for `GET /v1/sessions/count`).
+//! Admission sits on the path of every fresh `USER_NEW` decision and the lookup on every cached
+//! one, so a session costs little: its facts live in one slot of a slab (a `Vec` reusing freed
+//! slots), found from its id through one hash table of slot numbers; the deadline set and each
+//! viewer's list carry slot numbers. Session ids (64 hex characters from MistServer) are kept as
+//! 32 bytes; stream, tenant and kid strings are shared, counted, between the sessions that carry
+//! them; a viewer's id is kept once, with its sessions, inline when short. Sessions are counted
+//! per viewer (for `max_sessions_per_viewer`) and per tenant and stream (for
+//! `GET /v1/sessions/count`).
+//!
+//! Every hash is keyed with a per-process random seed (foldhash): session ids, stream names and
+//! viewer ids come from viewers, and an unkeyed hash would let them pile their keys on one probe
+//! sequence.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
+use hashbrown::HashTable;
 use tokio::time::Instant;
 
-/// A session id as MistServer sent it: 64 lower-case hex characters packed, anything else as is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum SessionId {
-    Hex([u8; 32]),
-    Text(Box<str>),
-}
+#[path = "table_parts.rs"]
+mod parts;
 
-impl SessionId {
-    fn new(id: &str) -> SessionId {
-        let mut bytes = [0u8; 32];
-        let lower = id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if id.len() == 64 && lower && hex::decode_to_slice(id, &mut bytes).is_ok() {
-            SessionId::Hex(bytes)
-        } else {
-            SessionId::Text(id.into())
-        }
-    }
-
-    fn to_text(&self) -> String {
-        match self {
-            SessionId::Hex(bytes) => hex::encode(bytes),
-            SessionId::Text(text) => text.to_string(),
-        }
-    }
-}
+use parts::{Clock, Hasher, IdRef, NONE, Name, SessionId, Slab, Slot, Strings};
 
 /// What usher knows of a session it allowed (times in seconds since the Unix epoch).
 #[derive(Debug, Clone, Copy)]
@@ -53,18 +39,30 @@ pub struct Facts<'a> {
 }
 
 struct Entry {
+    id: SessionId,
+    /// Admission order; with `due`, the entry's key in the deadline set.
     seq: u64,
-    stream: Arc<str>,
-    tenant: Arc<str>,
+    /// The deadline, on the table's [`Clock`].
+    due: u64,
     #[allow(dead_code)] // kept for the table's contract (SPEC §9) and future reports
-    kid: Option<Arc<str>>,
-    viewer: Option<Arc<str>>,
-    #[allow(dead_code)]
     exp: u64,
     iat: Option<u64>,
-    due: Instant,
+    /// Shared strings (`Strings` numbers); `kid` is [`NONE`] when the token names none.
+    stream: u32,
+    tenant: u32,
+    #[allow(dead_code)]
+    kid: u32,
+    /// The viewer's slot, [`NONE`] when the token names no viewer.
+    viewer: u32,
     /// The deadline ends the session (cut at expiry) rather than forgetting it.
     cut: bool,
+}
+
+/// One viewer of one tenant and its sessions (slots), in admission order.
+struct Viewer {
+    tenant: u32,
+    name: Name,
+    sessions: Slots,
 }
 
 /// Sessions whose deadline came: to end through MistServer, and merely forgotten.
@@ -74,38 +72,42 @@ pub struct Due {
     pub forgotten: usize,
 }
 
-type Pair = (Arc<str>, Arc<str>);
-
 /// The table. Bounded by `max` sessions.
 pub struct Table {
-    ids: HashMap<SessionId, Entry>,
-    by_seq: HashMap<u64, SessionId>,
-    deadlines: BTreeSet<(Instant, u64)>,
-    /// Each viewer's sessions (their seqs) in admission order.
-    viewers: HashMap<Pair, Seqs>,
-    streams: HashMap<Pair, u32>,
-    strings: HashSet<Arc<str>>,
-    strings_live: usize,
-    /// The last tenant and kid interned: most sessions repeat them (no hashing then).
-    last: [Option<Arc<str>>; 2],
+    entries: Slab<Entry>,
+    /// Session id → slot in `entries`, with the id's hash (growing never reads the slab).
+    ids: HashTable<Slot>,
+    /// (deadline, seq) → slot in `entries`.
+    deadlines: BTreeMap<(u64, u64), u32>,
+    clock: Clock,
+    viewers: Slab<Viewer>,
+    /// (tenant, viewer id) → slot in `viewers`, with its hash.
+    viewer_ids: HashTable<Slot>,
+    /// Sessions per (tenant, stream), by their `Strings` numbers.
+    streams: hashbrown::HashMap<(u32, u32), u32, foldhash::fast::SeedableRandomState>,
+    strings: Strings,
+    hasher: Hasher,
     next_seq: u64,
     max: usize,
 }
 
 impl Table {
-    /// An empty table holding at most `max` sessions.
+    /// An empty table holding at most `max` sessions (and never more than 2^32 − 1: slots are
+    /// numbered in 32 bits, which no machine's memory reaches).
     pub fn new(max: usize) -> Table {
+        let hasher = Hasher::new();
         Table {
-            ids: HashMap::new(),
-            by_seq: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            viewers: HashMap::new(),
-            streams: HashMap::new(),
-            strings: HashSet::new(),
-            strings_live: 0,
-            last: [None, None],
+            entries: Slab::default(),
+            ids: HashTable::new(),
+            deadlines: BTreeMap::new(),
+            clock: Clock::new(),
+            viewers: Slab::default(),
+            viewer_ids: HashTable::new(),
+            streams: hashbrown::HashMap::with_hasher(hasher.state()),
+            strings: Strings::new(hasher.clone()),
+            hasher,
             next_seq: 0,
-            max,
+            max: max.min(NONE as usize),
         }
     }
 
@@ -126,102 +128,113 @@ impl Table {
 
     /// Whether session `id` is tracked.
     pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(&SessionId::new(id))
+        let key = IdRef::parse(id);
+        self.find(&key, self.hasher.id(&key)).is_some()
     }
 
     /// How many sessions the viewer holds in the tenant.
     pub fn viewer_sessions(&self, tenant: &str, viewer: &str) -> u32 {
-        // A string no session carries is not interned: that viewer holds nothing.
-        match (self.strings.get(tenant), self.strings.get(viewer)) {
-            (Some(t), Some(v)) => self
-                .viewers
-                .get(&(t.clone(), v.clone()))
-                .map_or(0, |s| s.len() as u32),
-            _ => 0,
-        }
+        self.viewer_slot(tenant, viewer).map_or(0, |v| {
+            self.viewers.get(v).map_or(0, |v| v.sessions.len() as u32)
+        })
     }
 
     /// Tracks session `id` until `due`; `cut` says whether the deadline ends it. `false` when the
     /// table is full or the session is already tracked (a re-check is not a new session).
     pub fn insert(&mut self, id: &str, facts: &Facts<'_>, due: Instant, cut: bool) -> bool {
-        let key = SessionId::new(id);
-        if self.ids.contains_key(&key) || self.is_full() {
+        let key = IdRef::parse(id);
+        let hash = self.hasher.id(&key);
+        if self.find(&key, hash).is_some() || self.is_full() {
             return false;
         }
         self.next_seq += 1;
         let seq = self.next_seq;
+        let stream = self.strings.intern(facts.stream);
+        let tenant = self.strings.intern_repeated(0, facts.tenant);
+        let kid = facts
+            .kid
+            .map_or(NONE, |k| self.strings.intern_repeated(1, k));
+        let slot = self.entries.next_slot();
+        let viewer = facts
+            .viewer
+            .map_or(NONE, |v| self.viewer_push(tenant, v, slot));
+        *self.streams.entry((tenant, stream)).or_default() += 1;
+        let due = self.clock.key(due);
+        self.deadlines.insert((due, seq), slot);
         let entry = Entry {
+            id: key.to_owned(),
             seq,
-            stream: self.intern(facts.stream),
-            tenant: self.intern_repeated(0, facts.tenant),
-            kid: facts.kid.map(|k| self.intern_repeated(1, k)),
-            viewer: facts.viewer.map(|v| self.intern(v)),
+            due,
             exp: facts.exp,
             iat: facts.iat,
-            due,
+            stream,
+            tenant,
+            kid,
+            viewer,
             cut,
         };
-        self.deadlines.insert((due, seq));
-        if let Some(viewer) = &entry.viewer {
-            let pair = (entry.tenant.clone(), viewer.clone());
-            self.viewers.entry(pair).or_default().push(seq);
-        }
-        *self
-            .streams
-            .entry((entry.tenant.clone(), entry.stream.clone()))
-            .or_default() += 1;
-        self.by_seq.insert(seq, key.clone());
-        self.ids.insert(key, entry);
+        let put = self.entries.insert(entry);
+        debug_assert_eq!(put, slot);
+        self.ids
+            .insert_unique(hash, Slot::new(slot, hash), Slot::hash);
         true
     }
 
     /// Forgets session `id`; whether it was tracked.
     pub fn remove(&mut self, id: &str) -> bool {
-        self.remove_key(&SessionId::new(id)).is_some()
+        let key = IdRef::parse(id);
+        match self.find(&key, self.hasher.id(&key)) {
+            Some(slot) => self.remove_slot(slot).is_some(),
+            None => false,
+        }
     }
 
     /// Forgets the viewer's `n` oldest sessions in the tenant and returns their ids.
     pub fn take_oldest(&mut self, tenant: &str, viewer: &str, n: usize) -> Vec<String> {
-        let seqs = self.viewer_seqs(tenant, viewer, n, None);
-        self.remove_seqs(seqs)
+        let slots = self.viewer_slots(tenant, viewer, n, None);
+        self.remove_slots(slots)
     }
 
     /// The ids of the viewer's sessions in the tenant whose token was issued before `before`
     /// (or carries no `iat`): the ones a revocation covers.
     pub fn viewer_ids(&self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
-        self.viewer_seqs(tenant, viewer, usize::MAX, Some(before))
+        self.viewer_slots(tenant, viewer, usize::MAX, Some(before))
             .into_iter()
-            .filter_map(|seq| self.by_seq.get(&seq).map(SessionId::to_text))
+            .filter_map(|s| self.entries.get(s).map(|e| e.id.to_text()))
             .collect()
     }
 
     /// Forgets the viewer's sessions a revocation at `before` covers and returns their ids.
     pub fn take_viewer(&mut self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
-        let seqs = self.viewer_seqs(tenant, viewer, usize::MAX, Some(before));
-        self.remove_seqs(seqs)
+        let slots = self.viewer_slots(tenant, viewer, usize::MAX, Some(before));
+        self.remove_slots(slots)
     }
 
     /// The earliest deadline.
     pub fn next_due(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines
+            .first_key_value()
+            .map(|(&(at, _), _)| self.clock.at(at))
     }
 
     /// Takes at most `max` sessions whose deadline is at or before `now`, earliest first.
     pub fn take_due(&mut self, now: Instant, max: usize) -> Due {
         let mut due = Due::default();
+        let now = self.clock.key(now);
         while due.cut.len() + due.forgotten < max {
-            let Some(&(at, seq)) = self.deadlines.first() else {
+            let Some((&(at, seq), &slot)) = self.deadlines.first_key_value() else {
                 break;
             };
             if at > now {
                 break;
             }
-            let Some(key) = self.by_seq.get(&seq).cloned() else {
+            // A deadline acts only on the session it was set for, never on a slot's next tenant.
+            if self.entries.get(slot).is_none_or(|e| e.seq != seq) {
                 self.deadlines.remove(&(at, seq));
                 continue;
-            };
-            match self.remove_key(&key) {
-                Some(entry) if entry.cut => due.cut.push(key.to_text()),
+            }
+            match self.remove_slot(slot) {
+                Some(entry) if entry.cut => due.cut.push(entry.id.to_text()),
                 _ => due.forgotten += 1,
             }
         }
@@ -233,31 +246,84 @@ impl Table {
         let mut out: Vec<_> = self
             .streams
             .iter()
-            .map(|((t, s), n)| (t.to_string(), s.to_string(), *n))
+            .map(|(&(t, s), n)| {
+                let text = |i| self.strings.get(i).unwrap_or_default().to_string();
+                (text(t), text(s), *n)
+            })
             .collect();
         out.sort();
         out
     }
 
-    fn viewer_seqs(
+    /// The slot of the session with `key` (hashed to `hash`).
+    fn find(&self, key: &IdRef<'_>, hash: u64) -> Option<u32> {
+        self.ids
+            .find(hash, |s| {
+                s.has_hash(hash) && self.entries.get(s.slot).is_some_and(|e| key.is(&e.id))
+            })
+            .map(|s| s.slot)
+    }
+
+    /// The viewer's slot in `viewers`.
+    fn viewer_slot(&self, tenant: &str, viewer: &str) -> Option<u32> {
+        // A tenant no session carries is not interned: its viewers hold nothing.
+        let tenant = self.strings.find(tenant)?;
+        let hash = self.hasher.viewer(tenant, viewer.as_bytes());
+        self.viewer_ids
+            .find(hash, |v| {
+                v.has_hash(hash)
+                    && self.viewers.get(v.slot).is_some_and(|v| {
+                        v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes()
+                    })
+            })
+            .map(|v| v.slot)
+    }
+
+    /// Appends session `slot` to the viewer's sessions (the viewer is added when new); its slot.
+    fn viewer_push(&mut self, tenant: u32, viewer: &str, slot: u32) -> u32 {
+        let hash = self.hasher.viewer(tenant, viewer.as_bytes());
+        let viewers = &mut self.viewers;
+        let found = self.viewer_ids.find(hash, |v| {
+            v.has_hash(hash)
+                && viewers
+                    .get(v.slot)
+                    .is_some_and(|v| v.tenant == tenant && v.name.as_bytes() == viewer.as_bytes())
+        });
+        if let Some(&Slot { slot: v, .. }) = found {
+            if let Some(held) = viewers.get_mut(v) {
+                held.sessions.push(slot);
+            }
+            return v;
+        }
+        let v = viewers.insert(Viewer {
+            tenant,
+            name: Name::new(viewer),
+            sessions: Slots::One(slot),
+        });
+        self.viewer_ids
+            .insert_unique(hash, Slot::new(v, hash), Slot::hash);
+        v
+    }
+
+    fn viewer_slots(
         &self,
         tenant: &str,
         viewer: &str,
         n: usize,
         issued_before: Option<u64>,
-    ) -> Vec<u64> {
-        let (Some(t), Some(v)) = (self.strings.get(tenant), self.strings.get(viewer)) else {
+    ) -> Vec<u32> {
+        let Some(held) = self
+            .viewer_slot(tenant, viewer)
+            .and_then(|v| self.viewers.get(v))
+        else {
             return Vec::new();
         };
-        let Some(seqs) = self.viewers.get(&(t.clone(), v.clone())) else {
-            return Vec::new();
-        };
-        seqs.iter()
-            .filter(|seq| {
+        held.sessions
+            .iter()
+            .filter(|&s| {
                 issued_before.is_none_or(|b| {
-                    self.by_seq
-                        .get(seq)
-                        .and_then(|k| self.ids.get(k))
+                    self.entries
+                        .get(s)
                         .is_some_and(|e| e.iat.is_none_or(|iat| iat < b))
                 })
             })
@@ -265,127 +331,102 @@ impl Table {
             .collect()
     }
 
-    fn remove_seqs(&mut self, seqs: Vec<u64>) -> Vec<String> {
-        let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            if let Some(key) = self.by_seq.get(&seq).cloned() {
-                self.remove_key(&key);
-                out.push(key.to_text());
-            }
-        }
-        out
+    fn remove_slots(&mut self, slots: Vec<u32>) -> Vec<String> {
+        // No session is added meanwhile, so no slot is reused before its turn.
+        slots
+            .into_iter()
+            .filter_map(|s| self.remove_slot(s).map(|e| e.id.to_text()))
+            .collect()
     }
 
-    fn remove_key(&mut self, key: &SessionId) -> Option<Entry> {
-        let entry = self.ids.remove(key)?;
-        self.by_seq.remove(&entry.seq);
+    fn remove_slot(&mut self, slot: u32) -> Option<Entry> {
+        let entry = self.entries.remove(slot)?;
+        let hash = self.hasher.id(&entry.id.as_ref());
+        if let Ok(found) = self.ids.find_entry(hash, |s| s.slot == slot) {
+            found.remove();
+        }
         self.deadlines.remove(&(entry.due, entry.seq));
-        if let Some(viewer) = &entry.viewer {
-            let pair = (entry.tenant.clone(), viewer.clone());
-            if let Some(seqs) = self.viewers.get_mut(&pair)
-                && seqs.remove(entry.seq)
-            {
-                self.viewers.remove(&pair);
+        if entry.viewer != NONE {
+            self.viewer_remove(entry.viewer, slot, entry.seq);
+        }
+        if let Some(n) = self.streams.get_mut(&(entry.tenant, entry.stream)) {
+            *n -= 1;
+            if *n == 0 {
+                self.streams.remove(&(entry.tenant, entry.stream));
             }
         }
-        decrement(
-            &mut self.streams,
-            (entry.tenant.clone(), entry.stream.clone()),
-        );
+        self.strings.release(entry.stream);
+        self.strings.release(entry.tenant);
+        if entry.kid != NONE {
+            self.strings.release(entry.kid);
+        }
         Some(entry)
     }
 
-    /// [`intern`](Self::intern) through a one-entry memo (slot 0: tenant, 1: kid).
-    fn intern_repeated(&mut self, slot: usize, s: &str) -> Arc<str> {
-        if let Some(last) = &self.last[slot]
-            && **last == *s
-        {
-            return last.clone();
+    /// Takes session `slot` (admitted as `seq`) off viewer `v`'s list; forgets the viewer when
+    /// it holds no session any more.
+    fn viewer_remove(&mut self, v: u32, slot: u32, seq: u64) {
+        let entries = &self.entries;
+        let Some(held) = self.viewers.get_mut(v) else {
+            return;
+        };
+        let empty = held
+            .sessions
+            .remove(slot, |s| entries.get(s).map_or(u64::MAX, |e| e.seq), seq);
+        if !empty {
+            return;
         }
-        let shared = self.intern(s);
-        self.last[slot] = Some(shared.clone());
-        shared
-    }
-
-    /// One shared copy of each string; strings no session holds any more are dropped once the
-    /// set has doubled since the last sweep.
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.strings.get(s) {
-            return shared.clone();
+        let hash = self.hasher.viewer(held.tenant, held.name.as_bytes());
+        if let Ok(found) = self.viewer_ids.find_entry(hash, |x| x.slot == v) {
+            found.remove();
         }
-        if self.strings.len() >= 2 * self.strings_live + 1024 {
-            self.strings.retain(|s| Arc::strong_count(s) > 1);
-            self.strings_live = self.strings.len();
-        }
-        let shared: Arc<str> = Arc::from(s);
-        self.strings.insert(shared.clone());
-        shared
+        self.viewers.remove(v);
     }
 }
 
-/// One viewer's sessions, in admission order (seqs only grow): most viewers hold one.
-#[derive(Debug, Clone, Default)]
-enum Seqs {
-    #[default]
-    None,
-    One(u64),
-    Many(Vec<u64>),
+/// One viewer's sessions (slots) in admission order: most viewers hold one.
+#[derive(Debug, Clone)]
+enum Slots {
+    One(u32),
+    Many(Vec<u32>),
 }
 
-impl Seqs {
+impl Slots {
     fn len(&self) -> usize {
         match self {
-            Seqs::None => 0,
-            Seqs::One(_) => 1,
-            Seqs::Many(v) => v.len(),
+            Slots::One(_) => 1,
+            Slots::Many(v) => v.len(),
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        let (one, many): (Option<u64>, &[u64]) = match self {
-            Seqs::None => (None, &[]),
-            Seqs::One(seq) => (Some(*seq), &[]),
-            Seqs::Many(v) => (None, v),
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let slots: &[u32] = match self {
+            Slots::One(s) => std::slice::from_ref(s),
+            Slots::Many(v) => v,
         };
-        one.into_iter().chain(many.iter().copied())
+        slots.iter().copied()
     }
 
-    fn push(&mut self, seq: u64) {
-        *self = match std::mem::take(self) {
-            Seqs::None => Seqs::One(seq),
-            Seqs::One(first) => Seqs::Many(vec![first, seq]),
-            Seqs::Many(mut v) => {
-                v.push(seq);
-                Seqs::Many(v)
-            }
-        };
-    }
-
-    /// Removes `seq`; whether none is left.
-    fn remove(&mut self, seq: u64) -> bool {
+    fn push(&mut self, slot: u32) {
         match self {
-            Seqs::None => true,
-            Seqs::One(s) => {
-                if *s == seq {
-                    *self = Seqs::None;
-                }
-                matches!(self, Seqs::None)
-            }
-            Seqs::Many(v) => {
-                if let Ok(i) = v.binary_search(&seq) {
+            Slots::One(first) => *self = Slots::Many(vec![*first, slot]),
+            Slots::Many(v) => v.push(slot),
+        }
+    }
+
+    /// Removes `slot`, admitted as `seq` (`seq_of` gives each listed slot's; they grow along the
+    /// list); whether none is left.
+    fn remove(&mut self, slot: u32, seq_of: impl Fn(u32) -> u64, seq: u64) -> bool {
+        match self {
+            Slots::One(s) => *s == slot,
+            Slots::Many(v) => {
+                // The removed session's slot is already free: its seq is found by position.
+                let i = v.partition_point(|&s| s != slot && seq_of(s) < seq);
+                if v.get(i) == Some(&slot) {
                     v.remove(i);
                 }
                 v.is_empty()
             }
-        }
-    }
-}
-
-fn decrement(map: &mut HashMap<Pair, u32>, key: Pair) {
-    if let Some(n) = map.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            map.remove(&key);
         }
     }
 }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use parts::Clock;
 
 fn facts<'a>(stream: &'a str, viewer: Option<&'a str>) -> Facts<'a> {
     Facts {
@@ -110,4 +111,166 @@ fn strings_no_session_holds_are_dropped_from_the_shared_set() {
     }
     assert!(t.is_empty());
     assert!(t.strings.len() < 3_000, "{}", t.strings.len());
+}
+
+#[test]
+fn a_freed_slot_is_reused_and_the_old_deadline_never_acts_on_its_new_session() {
+    let mut t = Table::new(10);
+    let now = Instant::now();
+    let soon = now + Duration::from_secs(1);
+    let later = now + Duration::from_secs(9);
+    assert!(t.insert(&id(1), &facts("s", Some("v")), soon, true));
+    assert!(t.remove(&id(1)));
+    assert!(t.insert(&id(2), &facts("s", Some("w")), later, true));
+    assert_eq!(t.entries.next_slot(), 1, "slot 0 was reused");
+    assert_eq!(t.next_due(), Some(later));
+    assert_eq!(t.take_due(soon, 10), Due::default());
+    assert!(t.contains(&id(2)));
+    assert!(!t.contains(&id(1)));
+    assert_eq!(t.take_due(later, 10).cut, vec![id(2)]);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_stale_deadline_is_dropped_without_touching_the_session_in_its_slot() {
+    let mut t = Table::new(10);
+    let now = Instant::now();
+    let later = now + Duration::from_secs(9);
+    assert!(t.insert(&id(1), &facts("s", None), later, true));
+    // A deadline left behind for an earlier session of slot 0 (admitted as seq 0).
+    t.deadlines.insert((t.clock.key(now), 0), 0);
+    assert_eq!(t.take_due(now, 10), Due::default());
+    assert!(t.contains(&id(1)));
+    assert_eq!(t.next_due(), Some(later));
+}
+
+#[test]
+fn a_viewers_sessions_keep_admission_order_across_reused_slots() {
+    let mut t = Table::new(10);
+    let at = Instant::now();
+    for n in 1..=3 {
+        t.insert(&id(n), &facts("s", Some("v")), at, false);
+    }
+    assert!(t.remove(&id(1))); // frees slot 0
+    t.insert(&id(4), &facts("s", Some("v")), at, false); // takes slot 0, admitted last
+    t.insert(&id(5), &facts("s", Some("v")), at, false);
+    assert!(t.remove(&id(4)));
+    assert_eq!(t.viewer_ids("t1", "v", 2_000), vec![id(2), id(3), id(5)]);
+    assert!(t.remove(&id(3)));
+    assert_eq!(t.take_oldest("t1", "v", 1), vec![id(2)]);
+    assert_eq!(t.viewer_sessions("t1", "v"), 1);
+    assert_eq!(t.take_oldest("t1", "v", 5), vec![id(5)]);
+    assert_eq!(t.viewer_sessions("t1", "v"), 0);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn viewer_ids_of_any_length_are_told_apart() {
+    let mut t = Table::new(10);
+    let at = Instant::now();
+    let short = "v".repeat(22);
+    let long = "v".repeat(23);
+    let longer = "v".repeat(300);
+    t.insert(&id(1), &facts("s", Some(&short)), at, false);
+    t.insert(&id(2), &facts("s", Some(&long)), at, false);
+    t.insert(&id(3), &facts("s", Some(&long)), at, false);
+    t.insert(&id(4), &facts("s", Some(&longer)), at, false);
+    assert_eq!(t.viewer_sessions("t1", &short), 1);
+    assert_eq!(t.viewer_sessions("t1", &long), 2);
+    assert_eq!(t.viewer_sessions("t1", &longer), 1);
+    assert_eq!(t.viewer_sessions("t1", "v"), 0);
+    assert_eq!(t.viewer_sessions("t2", &long), 0, "another tenant's viewer");
+}
+
+#[test]
+fn the_same_viewer_id_in_two_tenants_is_two_viewers() {
+    let mut t = Table::new(10);
+    let at = Instant::now();
+    let other = Facts {
+        tenant: "t2",
+        ..facts("s", Some("v"))
+    };
+    t.insert(&id(1), &facts("s", Some("v")), at, false);
+    t.insert(&id(2), &other, at, false);
+    t.insert(&id(3), &other, at, false);
+    assert_eq!(t.viewer_sessions("t1", "v"), 1);
+    assert_eq!(t.take_viewer("t2", "v", 2_000), vec![id(2), id(3)]);
+    assert_eq!(t.viewer_sessions("t1", "v"), 1);
+    assert_eq!(t.counts(), vec![("t1".into(), "s".into(), 1)]);
+}
+
+#[test]
+fn upper_case_and_short_ids_are_not_packed_and_never_match_a_packed_one() {
+    let mut t = Table::new(10);
+    let at = Instant::now();
+    let upper = "AB".repeat(32);
+    let lower = "ab".repeat(32);
+    assert!(t.insert(&upper, &facts("s", None), at, true));
+    assert!(!t.contains(&lower));
+    assert!(t.insert(&lower, &facts("s", None), at, true));
+    assert!(!t.contains("ab") && t.contains(&upper) && t.contains(&lower));
+    let mut cut = t.take_due(at, 10).cut;
+    cut.sort();
+    assert_eq!(cut, vec![upper, lower]);
+}
+
+#[test]
+fn a_shared_string_freed_and_reused_keeps_every_count_right() {
+    let mut t = Table::new(10);
+    let at = Instant::now();
+    let tenant = |tenant| Facts {
+        tenant,
+        ..facts("s", Some("v"))
+    };
+    t.insert(&id(1), &tenant("a"), at, false);
+    assert!(t.remove(&id(1))); // "a" and "s" are freed; "a" was the remembered tenant
+    t.insert(&id(2), &tenant("b"), at, false);
+    t.insert(&id(3), &tenant("a"), at, false);
+    t.insert(&id(4), &tenant("b"), at, false);
+    assert_eq!(
+        t.counts(),
+        vec![("a".into(), "s".into(), 1), ("b".into(), "s".into(), 2)]
+    );
+    assert_eq!(t.viewer_sessions("a", "v"), 1);
+    assert_eq!(t.viewer_sessions("b", "v"), 2);
+    for n in 2..=4 {
+        assert!(t.remove(&id(n)));
+    }
+    assert_eq!(t.strings.len(), 0, "no session holds a string");
+    assert!(t.counts().is_empty());
+}
+
+#[test]
+fn deadline_keys_keep_the_order_of_instants_and_give_them_back_exactly() {
+    let clock = Clock::new();
+    let now = Instant::now();
+    let times = [
+        now - Duration::from_millis(10),
+        now - Duration::from_nanos(1),
+        now,
+        now + Duration::from_nanos(1),
+        now + Duration::from_secs(1_000_000_000),
+    ];
+    for pair in times.windows(2) {
+        assert!(clock.key(pair[0]) < clock.key(pair[1]));
+    }
+    for at in times {
+        assert_eq!(clock.at(clock.key(at)), at);
+    }
+}
+
+#[test]
+fn a_session_slot_stays_within_104_bytes() {
+    // The memory per session in bench/RESULTS.md rests on it.
+    assert!(std::mem::size_of::<Option<Entry>>() <= 104);
+    assert!(std::mem::size_of::<parts::Slot>() <= 8);
+}
+
+#[test]
+fn every_table_hashes_with_its_own_random_key() {
+    let key = IdRef::parse("00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff");
+    let (a, b) = (parts::Hasher::new(), parts::Hasher::new());
+    assert_ne!(a.id(&key), b.id(&key));
+    assert_eq!(a.id(&key), a.id(&key));
+    assert_ne!(a.viewer(0, b"v"), b.viewer(0, b"v"));
 }
