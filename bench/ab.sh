@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Compares two servers' CPU per request, paired: both pinned to the same core at the same time,
+# each driven by its own wrk (both on the other core), both CPU times read over the same window.
+# The shared machine's drift (steal time, clock) then hits both alike, and the median of the
+# rounds' ratios B/A is a fair comparison even where single runs spread ±10 %.
+#
+#   bench/ab.sh A B MODE CONN [ROUNDS] [RUN_S]
+#     A, B   a usher binary, or `floor` / `vfloor` (examples/floor.rs plain / verifying ES256)
+#     MODE   fresh (a token never seen before on every request) | cached (1000 warmed sessions)
+#     CONN   keep | close
+#   e.g. bench/ab.sh /tmp/old/usher target/release/usher fresh close 8 3
+#
+# Both ushers get the same config (one `jwt` policy, tracking on); EXTRA_A / EXTRA_B append config
+# lines to one of them (e.g. EXTRA_A=$'[sessions]\nmax_entries = 0'). SEQUENTIAL=1 runs A and B
+# one after the other instead (alternating order). Loopback only; everything started is stopped
+# on exit; every run is bounded in time. Builds release (usher's examples) first.
+set -euo pipefail
+
+[ $# -ge 4 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+A=$1; B=$2; MODE=$3; CONN=$4; ROUNDS=${5:-6}; RUN_S=${6:-3}
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --examples 2>&1 | tail -1 >&2
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+EX=$TARGET/release/examples
+W=$(mktemp -d /tmp/usher-ab.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$EX/bench_tokens" "$W/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
+head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000))
+        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
+    done
+}
+start() { # name what extra-config -> sets PID_<name>, URL_<name>
+    local p c
+    p=$(free_port); c=$(free_port)
+    case $2 in
+        floor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
+        vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$W/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
+        *)
+            cat >"$W/$1.toml" <<EOT
+[trigger]
+listen = "127.0.0.1:$p"
+[control]
+listen = "127.0.0.1:$c"
+[state]
+dir = "$W/state-$1"
+[mist]
+api_url = "http://127.0.0.1:9/api2"
+[log]
+level = "warn"
+[[tenants]]
+id = "t1"
+[[keys]]
+kid = "k1"
+tenant = "t1"
+alg = "ES256"
+public_key_file = "$W/keys/k1.pub.pem"
+[[policies]]
+object = "bench"
+tenant = "t1"
+type = "jwt"
+$3
+EOT
+            taskset -c 0 timeout 1800 "$2" serve --config "$W/$1.toml" >/dev/null 2>"$W/$1.log" &
+            ;;
+    esac
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
+    # `timeout` runs the server as its child: CPU is read from the server itself.
+    local real
+    real=$(pgrep -P "$pid" | head -1)
+    eval "PID_$1=${real:-$pid}; URL_$1=http://127.0.0.1:$p/trigger"
+}
+start a "$A" "${EXTRA_A:-}"
+start b "$B" "${EXTRA_B:-}"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+args() { # round
+    if [ "$MODE" = cached ]; then echo "cached $CONN bench 1 $W/cached.txt 1000"
+    else echo "fresh $CONN bench 1 $W/keys/tokens_$1.txt 0 $1"; fi
+}
+drive() { # url round out
+    # shellcheck disable=SC2046
+    taskset -c 1 timeout $((RUN_S + 30)) wrk -t1 -c64 -d"${RUN_S}s" --timeout 10s \
+        -s "$ROOT/bench/trigger.lua" "$1" -- $(args "$2") >"$3" 2>&1 || true
+}
+per_req() { # ticks file
+    awk -v t="$1" -v hz="$hz" '/^REQUESTS / {n=$2} /^RPS / {r=$2} /^(NOT_TRUE|WRAPPED|ERRORS) / {b+=$2}
+        END {printf "%.2f %.0f %d", (n > 0) ? t / hz * 1e6 / n : 0, r, b}' "$2"
+}
+if [ "$MODE" = cached ]; then drive "$URL_a" 0 /dev/null; drive "$URL_b" 0 /dev/null; fi
+: >"$W/ratios"
+for r in $(seq 1 "$ROUNDS"); do
+    a0=$(ticks "$PID_a"); b0=$(ticks "$PID_b")
+    if [ "${SEQUENTIAL:-0}" = 1 ]; then
+        if [ $((r % 2)) = 1 ]; then drive "$URL_a" "$r" "$W/a.out"; drive "$URL_b" $((r + ROUNDS)) "$W/b.out"
+        else drive "$URL_b" $((r + ROUNDS)) "$W/b.out"; drive "$URL_a" "$r" "$W/a.out"; fi
+    else
+        drive "$URL_a" "$r" "$W/a.out" &
+        da=$!
+        drive "$URL_b" $((r + ROUNDS)) "$W/b.out" &
+        db=$!
+        wait "$da" "$db"
+    fi
+    a1=$(ticks "$PID_a"); b1=$(ticks "$PID_b")
+    x=$(per_req $((a1 - a0)) "$W/a.out"); y=$(per_req $((b1 - b0)) "$W/b.out")
+    ratio=$(awk -v a="${x%% *}" -v b="${y%% *}" 'BEGIN {printf "%.4f", (a > 0) ? b / a : 0}')
+    echo "round $r: A µs/req req/s bad: $x | B: $y | B/A $ratio"
+    echo "$ratio" >>"$W/ratios"
+done
+echo "median B/A over $ROUNDS rounds: $(sort -g "$W/ratios" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
