@@ -1,12 +1,12 @@
 //! The running daemon's state in one cheap-to-clone handle: policies, the decision cache and the
 //! evaluator. The `USER_NEW` and `USER_END` paths live here; the listeners only parse and render.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::cache::{DecisionCache, Evaluation, Lookup, Verdict};
+use crate::cache::{DecisionCache, DecisionKey, Evaluation, Lookup, Verdict};
 use crate::config::Config;
 use crate::decision::{Decision, Evaluator, Mode, OwnedRequest, Request};
 use crate::enforce::Enforcer;
@@ -96,17 +96,7 @@ impl App {
     /// viewer; a cache hit does nothing that logs, so it opens no span and pays nothing for one.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
         let started = Instant::now();
-        let (mut verdict, mut lookup) = self.decide(request).await;
-        if lookup == Lookup::Hit && verdict.allowed && verdict.policy == "jwt" {
-            let sessions = self.enforcer.sessions();
-            if sessions.tracking() && !sessions.is_tracked(request.session_id) {
-                // A cached allow of a session usher no longer tracks (ended by usher, aged out):
-                // decided again, so revocations, caps and cuts apply to it as to a new session.
-                self.cache
-                    .remove(request.stream, request.session_id, request.token);
-                (verdict, lookup) = self.decide(request).await;
-            }
-        }
+        let (verdict, lookup) = self.decide(request).await;
         self.metrics.decision(
             verdict.policy,
             verdict.reason,
@@ -141,9 +131,36 @@ impl App {
     /// The cache, or one evaluation followed by the session's admission (SPEC §9). A decision
     /// that needs no I/O (`jwt`, `public`, `deny`) is made right here; one that waits for a
     /// webhook or a JWKS refetch runs single-flight in a task of its own.
+    ///
+    /// A `jwt` allow is cached under a key the session table keeps: when usher ends the session
+    /// or forgets it, the cached allow goes too (SPEC §9), so a cached answer needs no look at
+    /// the table. Should the session have left the table between its admission and the caching
+    /// of its answer, the answer is taken back out here; a session the table could not hold
+    /// (full) is likewise decided again every time, so caps and cuts apply to it.
     async fn decide(&self, request: Request<'_>) -> (Verdict, Lookup) {
+        let key = OnceLock::new();
+        let (verdict, lookup) = self.evaluate(request, &key).await;
+        if lookup != Lookup::Hit && verdict.allowed && verdict.policy == "jwt" {
+            let sessions = self.enforcer.sessions();
+            if sessions.tracking()
+                && !sessions.is_tracked(request.session_id)
+                && let Some(key) = key.get()
+            {
+                self.cache.forget(*key);
+            }
+        }
+        (verdict, lookup)
+    }
+
+    /// The cache, or one evaluation; `key` receives the key the decision is cached under.
+    async fn evaluate(
+        &self,
+        request: Request<'_>,
+        key: &OnceLock<DecisionKey>,
+    ) -> (Verdict, Lookup) {
         self.cache
-            .get_or_evaluate(request.stream, request.session_id, request.token, || {
+            .get_or_evaluate_keyed(request.stream, request.session_id, request.token, |k| {
+                let _ = key.set(k);
                 // Loaded only now, after the cache read the stream's generation: a change swaps
                 // the snapshot before it bumps generations, so a decision cached under the new
                 // generation is always made under the new snapshot.
@@ -162,7 +179,7 @@ impl App {
                         .decide_now(&snapshot, entry, &request, Mode::Live)
                 });
                 if let Some(d) = decided {
-                    return Evaluation::Now(conclude(&self.enforcer, entry, &request, d, &span));
+                    return Evaluation::Now(conclude(&self.enforcer, entry, &request, d, &span, k));
                 }
                 let entry = entry.clone();
                 let evaluator = self.evaluator.clone();
@@ -174,7 +191,7 @@ impl App {
                         .evaluate(&snapshot, &entry, &req, Mode::Live)
                         .instrument(span.clone())
                         .await;
-                    conclude(&enforcer, &entry, &req, d, &span)
+                    conclude(&enforcer, &entry, &req, d, &span, k)
                 })
             })
             .await
@@ -248,9 +265,10 @@ fn conclude(
     req: &Request<'_>,
     mut d: Decision,
     span: &tracing::Span,
+    key: DecisionKey,
 ) -> Verdict {
     let _entered = span.enter();
-    admit(enforcer, entry, req, &mut d);
+    admit(enforcer, entry, req, &mut d, key);
     span.record("tenant", d.tenant.as_str());
     span.record("policy", d.policy_type);
     span.record("reason", d.reason.as_str());
@@ -268,7 +286,13 @@ fn conclude(
 /// decision turns into a denial when the viewer is revoked or at its cap under `deny-new`; under
 /// `end-oldest` the oldest sessions are ended through MistServer in a task of their own, so
 /// this answer does not wait for the disk.
-fn admit(enforcer: &Enforcer, entry: &PolicyEntry, req: &Request<'_>, d: &mut Decision) {
+fn admit(
+    enforcer: &Enforcer,
+    entry: &PolicyEntry,
+    req: &Request<'_>,
+    d: &mut Decision,
+    key: DecisionKey,
+) {
     let (Policy::Jwt(rules), true, Some((exp, iat))) = (&entry.policy, d.allowed, d.token_times)
     else {
         return;
@@ -282,9 +306,10 @@ fn admit(enforcer: &Enforcer, entry: &PolicyEntry, req: &Request<'_>, d: &mut De
         iat,
     };
     let now = crate::decision::now_unix_s().unwrap_or(0.0);
-    let admission = enforcer
-        .sessions()
-        .admit(req.session_id, &facts, rules.sessions, now);
+    let admission =
+        enforcer
+            .sessions()
+            .admit_decision(req.session_id, &facts, rules.sessions, now, key);
     if let Some((reason, detail)) = admission.refused {
         d.allowed = false;
         d.reason = reason;

@@ -72,6 +72,23 @@ pub enum Evaluation<F> {
 /// A keyed hash of (stream generation, stream, session id, token).
 type CacheKey = u128;
 
+/// The key one decision is cached under, for [`DecisionCache::forget`] (never `0` in practice:
+/// a 128-bit keyed hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionKey(CacheKey);
+
+impl DecisionKey {
+    /// The key as 128 bits (for a table that stores it).
+    pub const fn to_bits(self) -> u128 {
+        self.0
+    }
+
+    /// A key stored as [`to_bits`](Self::to_bits).
+    pub const fn from_bits(bits: u128) -> DecisionKey {
+        DecisionKey(bits)
+    }
+}
+
 struct Entry {
     verdict: Verdict,
     expires_at: Instant,
@@ -149,6 +166,23 @@ impl DecisionCache {
         E: FnOnce() -> Evaluation<F>,
         F: Future<Output = Verdict> + Send + 'static,
     {
+        self.get_or_evaluate_keyed(stream, session_id, token, |_| evaluate())
+            .await
+    }
+
+    /// [`get_or_evaluate`](Self::get_or_evaluate), handing `evaluate` the key the decision will be
+    /// cached under (to [`forget`](Self::forget) it later).
+    pub async fn get_or_evaluate_keyed<E, F>(
+        &self,
+        stream: &str,
+        session_id: &str,
+        token: &str,
+        evaluate: E,
+    ) -> (Verdict, Lookup)
+    where
+        E: FnOnce(DecisionKey) -> Evaluation<F>,
+        F: Future<Output = Verdict> + Send + 'static,
+    {
         // A hit needs the generation only; the stream's state is fetched (or created) on a miss.
         let seen = self.inner.streams.generation(stream).map(|generation| {
             let key = self
@@ -183,7 +217,8 @@ impl DecisionCache {
             None => {}
         }
         // Outside every lock: an evaluation that decides at once costs no task and no channel.
-        let later = match std::panic::catch_unwind(AssertUnwindSafe(evaluate)) {
+        let later = match std::panic::catch_unwind(AssertUnwindSafe(|| evaluate(DecisionKey(key))))
+        {
             Ok(Evaluation::Now(verdict)) => {
                 self.inner.store(key, generation, verdict, state);
                 return (verdict, Lookup::Evaluated);
@@ -225,6 +260,13 @@ impl DecisionCache {
             .inner
             .fingerprint(generation, stream, session_id, token);
         if let Some(entry) = self.inner.entries.remove(key) {
+            removed(vec![entry]);
+        }
+    }
+
+    /// Drops one cached decision by its key (its session left the live-session table).
+    pub fn forget(&self, key: DecisionKey) {
+        if let Some(entry) = self.inner.entries.remove(key.0) {
             removed(vec![entry]);
         }
     }

@@ -67,6 +67,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
     let fleet_db = db.clone();
     let cache = DecisionCache::new(&config.cache);
+    sessions.drop_decisions_in(cache.clone());
     let enforcer = Enforcer::start(Parts {
         config: loaded.snapshot,
         db,

@@ -106,6 +106,9 @@ async fn an_expired_tokens_session_is_stopped_within_a_second_of_exp_plus_leeway
     assert_eq!(play(&d, &fresh, &s2).await, "true");
     let stopped = mist.wait_stopped(1, Duration::from_secs(30)).await;
     assert_eq!(ids(&stopped), vec![s1.clone()], "only the expired session");
+    // The session's cached allow left with it: asked again, it is decided again, and refused.
+    assert_eq!(play(&d, &old, &s1).await, "false");
+    assert_eq!(play(&d, &fresh, &s2).await, "true");
     let at = stopped[0]
         .0
         .duration_since(UNIX_EPOCH)
@@ -167,6 +170,8 @@ async fn revoking_a_viewer_ends_exactly_that_viewers_sessions_and_refuses_its_to
         mist.invalidate_calls()
     );
 
+    // Her ended session's cached allow left with it: asked again, it is refused.
+    assert_eq!(play(&d, &alice, &a1).await, "false");
     // Alice's old token is refused on a new session, and /v1/test says why.
     assert_eq!(play(&d, &alice, &session_id("a3")).await, "false");
     let (_, test) = api

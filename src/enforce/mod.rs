@@ -213,6 +213,13 @@ impl Enforcer {
         if let Some(new) = new {
             self.inner.store.replace_arc(new);
         }
+        // A stream first seen while the change was being stored may have been decided under the
+        // old snapshot: the streams the change touches are read again after the swap, and the
+        // new ones stored and invalidated too. A stream seen after this read is decided under the
+        // new snapshot (it loads the snapshot after registering its name).
+        let (streams, pending) = self
+            .with_late_streams(&layers, streams, pending, &edit.scopes, &old, &after)
+            .await;
         // After the swap: a decision still in flight under the old snapshot is answered but not
         // cached (the cache compares generations).
         let dropped = self
@@ -305,6 +312,47 @@ impl Enforcer {
             code: e.code(),
             message: e.to_string(),
         })
+    }
+
+    /// `streams` plus the streams `scopes` touch among those known now (after the swap), the new
+    /// ones stored as pending invalidations like the first (a storage error is logged: they are
+    /// still invalidated and sent, only not across a restart).
+    async fn with_late_streams(
+        &self,
+        layers: &Layers,
+        mut streams: Vec<String>,
+        mut pending: Pending,
+        scopes: &[affected::Scope],
+        old: &Snapshot,
+        new: &Snapshot,
+    ) -> (Vec<String>, Pending) {
+        let known = self.inner.cache.known_streams(|_| true);
+        let late: Vec<String> =
+            affected::affected_streams(known.iter().map(String::as_str), scopes, old, new)
+                .into_iter()
+                .filter(|s| streams.binary_search(s).is_err())
+                .collect();
+        if late.is_empty() {
+            return (streams, pending);
+        }
+        match layers
+            .db
+            .commit(Vec::new(), late.clone(), MAX_PENDING)
+            .await
+        {
+            Ok(more) => {
+                pending.stored.extend(more.stored);
+                pending.refused += more.refused;
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                streams = late.len(),
+                "could not store the invalidation of streams first seen during a change"
+            ),
+        }
+        streams.extend(late);
+        streams.sort();
+        (streams, pending)
     }
 
     /// Hands the names to MistServer, adds MistServer's active streams the change touches, and

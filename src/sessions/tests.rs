@@ -327,3 +327,87 @@ async fn with_the_fleet_other_nodes_sessions_count_and_end_oldest_ends_only_loca
     assert_eq!(admitted.stop, vec![id(3)]);
     assert_eq!(s.remote_total(), 3);
 }
+
+/// A decision cached under `key` for session `n`, as the trigger path caches it.
+async fn cache_allow(cache: &crate::cache::DecisionCache, n: u32) -> crate::cache::DecisionKey {
+    use crate::cache::{Evaluation, Verdict};
+    let mut seen = None;
+    let allow = Verdict {
+        allowed: true,
+        reason: Reason::Allowed,
+        policy: "jwt",
+    };
+    cache
+        .get_or_evaluate_keyed("live+a", &id(n), "tok", |k| {
+            seen = Some(k);
+            Evaluation::<std::future::Ready<Verdict>>::Now(allow)
+        })
+        .await;
+    seen.unwrap()
+}
+
+/// Whether session `n`'s decision is answered from the cache.
+async fn cached(cache: &crate::cache::DecisionCache, n: u32) -> bool {
+    use crate::cache::{Evaluation, Lookup, Verdict};
+    let (_, lookup) = cache
+        .get_or_evaluate("live+a", &id(n), "tok", || {
+            Evaluation::<std::future::Ready<Verdict>>::Now(Verdict {
+                allowed: false,
+                reason: Reason::InternalError,
+                policy: "none",
+            })
+        })
+        .await;
+    lookup == Lookup::Hit
+}
+
+#[tokio::test]
+async fn a_cached_decision_leaves_the_cache_with_its_session_however_the_session_leaves() {
+    let cache = crate::cache::DecisionCache::new(&crate::config::CacheConfig::default());
+    let s = sessions(100);
+    s.drop_decisions_in(cache.clone());
+    let rules = limit(1, OnExceed::EndOldest);
+    let until = NOW as u64 + 3600;
+    // USER_END.
+    let k = cache_allow(&cache, 1).await;
+    s.admit_decision(
+        &id(1),
+        &facts("ann", until),
+        SessionRules::default(),
+        NOW,
+        k,
+    );
+    s.end(&id(1));
+    assert!(!cached(&cache, 1).await, "USER_END");
+    // Ended by the cap (end-oldest): session 2 goes when session 3 of the same viewer comes.
+    let k = cache_allow(&cache, 2).await;
+    s.admit_decision(&id(2), &facts("bea", until), rules, NOW, k);
+    let k3 = cache_allow(&cache, 3).await;
+    let out = s.admit_decision(&id(3), &facts("bea", until), rules, NOW, k3);
+    assert_eq!(out.stop, vec![id(2)]);
+    assert!(!cached(&cache, 2).await, "end-oldest");
+    assert!(
+        cached(&cache, 3).await,
+        "the new session keeps its decision"
+    );
+    // Revocation.
+    s.take_viewer("t1", "bea", u64::MAX);
+    assert!(!cached(&cache, 3).await, "revocation");
+    // A re-check after its stream was invalidated is cached under a new key, which is the one
+    // dropped.
+    let k = cache_allow(&cache, 4).await;
+    s.admit_decision(&id(4), &facts("cy", until), SessionRules::default(), NOW, k);
+    cache.invalidate_streams(["live+a"]);
+    let k2 = cache_allow(&cache, 4).await;
+    assert_ne!(k, k2);
+    s.admit_decision(
+        &id(4),
+        &facts("cy", until),
+        SessionRules::default(),
+        NOW,
+        k2,
+    );
+    assert_eq!(s.len(), 1, "a re-check is not a new session");
+    s.end(&id(4));
+    assert!(!cached(&cache, 4).await, "the re-check's key");
+}
