@@ -190,23 +190,12 @@ impl Metrics {
             "counter",
             "STREAM_PUSH and PUSH_REWRITE answers by result and reason.",
         );
-        for (trigger, row) in PUSH_TRIGGERS.iter().zip(&self.pushes) {
-            for (reason, n) in Reason::ALL.iter().zip(row) {
-                let n = n.load(Ordering::Relaxed);
-                if n == 0 {
-                    continue;
-                }
-                let result = if *reason == Reason::Allowed {
-                    "allow"
-                } else {
-                    "deny"
-                };
-                let _ = writeln!(
-                    out,
-                    "usher_push_decisions_total{{trigger=\"{trigger}\",result=\"{result}\",reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
+        let rows = PUSH_TRIGGERS.iter().zip(&self.pushes);
+        reason_rows(
+            out,
+            "usher_push_decisions_total",
+            rows.map(|(t, row)| (format!("trigger=\"{t}\""), &row[..])),
+        );
     }
 
     /// The Prometheus text exposition.
@@ -224,23 +213,12 @@ impl Metrics {
             "counter",
             "USER_NEW answers by policy type, result and reason.",
         );
-        for (p, row) in POLICY_TYPES.iter().zip(&self.decisions) {
-            for (reason, n) in Reason::ALL.iter().zip(row) {
-                let n = n.load(Ordering::Relaxed);
-                if n == 0 {
-                    continue;
-                }
-                let result = if *reason == Reason::Allowed {
-                    "allow"
-                } else {
-                    "deny"
-                };
-                let _ = writeln!(
-                    out,
-                    "usher_decisions_total{{trigger=\"USER_NEW\",policy=\"{p}\",result=\"{result}\",reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
+        let rows = POLICY_TYPES.iter().zip(&self.decisions);
+        reason_rows(
+            &mut out,
+            "usher_decisions_total",
+            rows.map(|(p, row)| (format!("trigger=\"USER_NEW\",policy=\"{p}\""), &row[..])),
+        );
         self.render_pushes(&mut out);
         header(
             &mut out,
@@ -342,6 +320,32 @@ impl Metrics {
     }
 }
 
+/// One sample per reason counted so far: `metric{labels,result="allow|deny",reason="…"} n`, for
+/// each (labels, counters by reason) row.
+fn reason_rows<'a>(
+    out: &mut String,
+    metric: &str,
+    rows: impl Iterator<Item = (String, &'a [AtomicU64])>,
+) {
+    for (labels, row) in rows {
+        for (reason, n) in Reason::ALL.iter().zip(row) {
+            let n = n.load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let result = if *reason == Reason::Allowed {
+                "allow"
+            } else {
+                "deny"
+            };
+            let _ = writeln!(
+                out,
+                "{metric}{{{labels},result=\"{result}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -364,6 +368,28 @@ mod tests {
             text.contains("usher_decision_duration_seconds_bucket{cache=\"miss\",le=\"0.0001\"} 1")
         );
         assert_eq!(m.decisions_with(Reason::JwtExpired), 1);
+    }
+
+    #[test]
+    fn push_answers_render_by_trigger_result_and_reason_apart_from_viewers() {
+        let m = Metrics::default();
+        m.push("STREAM_PUSH", Reason::Allowed);
+        m.push("PUSH_REWRITE", Reason::StreamKeyMismatch);
+        m.push("PUSH_REWRITE", Reason::StreamKeyMismatch);
+        m.push("NOT_A_TRIGGER", Reason::Allowed);
+        let text = m.render(&Gauges::default());
+        assert!(text.contains(
+            "usher_push_decisions_total{trigger=\"STREAM_PUSH\",result=\"allow\",reason=\"allowed\"} 1"
+        ));
+        assert!(text.contains(
+            "usher_push_decisions_total{trigger=\"PUSH_REWRITE\",result=\"deny\",reason=\"stream-key-mismatch\"} 2"
+        ));
+        assert_eq!(
+            text.matches("usher_push_decisions_total{").count(),
+            2,
+            "{text}"
+        );
+        assert!(!text.contains("usher_decisions_total{"), "{text}");
     }
 
     #[test]
