@@ -2,8 +2,7 @@
 //! evaluator. The `USER_NEW` and `USER_END` paths live here; the listeners only parse and render.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
-
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::cache::{DecisionCache, DecisionKey, Evaluation, Lookup, Verdict};
@@ -95,8 +94,9 @@ impl App {
     /// policy and reason) so that what the webhook, resolver and JWKS code log inside it names the
     /// viewer; a cache hit does nothing that logs, so it opens no span and pays nothing for one.
     pub async fn user_new(&self, request: Request<'_>) -> (Verdict, Lookup) {
+        // The one clock reading of a cached answer: its expiry check and its latency both use it.
         let started = Instant::now();
-        let (verdict, lookup) = self.decide(request).await;
+        let (verdict, lookup) = self.decide(&request, started).await;
         self.metrics.decision(
             verdict.policy,
             verdict.reason,
@@ -137,9 +137,12 @@ impl App {
     /// the table. Should the session have left the table between its admission and the caching
     /// of its answer, the answer is taken back out here; a session the table could not hold
     /// (full) is likewise decided again every time, so caps and cuts apply to it.
-    async fn decide(&self, request: Request<'_>) -> (Verdict, Lookup) {
+    ///
+    /// The request is borrowed down the layers: each `async fn` keeps its arguments in its
+    /// future, and a small future is cheap to move (hyper moves it before polling it).
+    async fn decide(&self, request: &Request<'_>, now: Instant) -> (Verdict, Lookup) {
         let key = OnceLock::new();
-        let (verdict, lookup) = self.evaluate(request, &key).await;
+        let (verdict, lookup) = self.evaluate(request, now, &key).await;
         if lookup != Lookup::Hit && verdict.allowed && verdict.policy == "jwt" {
             let sessions = self.enforcer.sessions();
             if sessions.tracking()
@@ -155,11 +158,13 @@ impl App {
     /// The cache, or one evaluation; `key` receives the key the decision is cached under.
     async fn evaluate(
         &self,
-        request: Request<'_>,
+        request: &Request<'_>,
+        now: Instant,
         key: &OnceLock<DecisionKey>,
     ) -> (Verdict, Lookup) {
+        let (stream, session, token) = (request.stream, request.session_id, request.token);
         self.cache
-            .get_or_evaluate_keyed(request.stream, request.session_id, request.token, |k| {
+            .get_or_evaluate_keyed(stream, session, token, now, |k| {
                 let _ = key.set(k);
                 // Loaded only now, after the cache read the stream's generation: a change swaps
                 // the snapshot before it bumps generations, so a decision cached under the new
@@ -176,23 +181,25 @@ impl App {
                 let entry = snapshot.resolve(request.stream);
                 let decided = span.in_scope(|| {
                     self.evaluator
-                        .decide_now(&snapshot, entry, &request, Mode::Live)
+                        .decide_now(&snapshot, entry, request, Mode::Live)
                 });
                 if let Some(d) = decided {
-                    return Evaluation::Now(conclude(&self.enforcer, entry, &request, d, &span, k));
+                    return Evaluation::Now(conclude(&self.enforcer, entry, request, d, &span, k));
                 }
                 let entry = entry.clone();
                 let evaluator = self.evaluator.clone();
                 let enforcer = self.enforcer.clone();
-                let owned = OwnedRequest::from(request);
-                Evaluation::Later(async move {
+                let owned = OwnedRequest::from(*request);
+                // Boxed: the webhook's future is kilobytes, and every request's future would
+                // otherwise be as large and copied as often, cached answers included.
+                Evaluation::Later(Box::pin(async move {
                     let req = owned.as_request();
                     let d = evaluator
                         .evaluate(&snapshot, &entry, &req, Mode::Live)
                         .instrument(span.clone())
                         .await;
                     conclude(&enforcer, &entry, &req, d, &span, k)
-                })
+                }))
             })
             .await
     }

@@ -5,7 +5,7 @@
 //! generation + stream + session id + token: fixed size,
 //! no allocation per lookup. Invalidating a stream gives it a fresh generation from a process-wide
 //! counter, so every cached decision of that stream becomes unreachable at once while other streams
-//! keep theirs; the unreachable entries leave the bounded LRU store ([`lru`]) by themselves.
+//! keep theirs; the unreachable entries leave the bounded store ([`lru`], second-chance eviction) by themselves.
 //!
 //! An evaluation that can decide without waiting (a `jwt` check, `public`, `deny`) runs right in
 //! the caller: no task, no channel, no copy of the request. One that must wait (a webhook, a JWKS
@@ -98,8 +98,8 @@ struct Entry {
 }
 
 impl lru::Expiring for Entry {
-    fn expired(&self) -> bool {
-        self.expires_at <= Instant::now()
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at <= now
     }
 }
 
@@ -166,17 +166,19 @@ impl DecisionCache {
         E: FnOnce() -> Evaluation<F>,
         F: Future<Output = Verdict> + Send + 'static,
     {
-        self.get_or_evaluate_keyed(stream, session_id, token, |_| evaluate())
+        self.get_or_evaluate_keyed(stream, session_id, token, Instant::now(), |_| evaluate())
             .await
     }
 
-    /// [`get_or_evaluate`](Self::get_or_evaluate), handing `evaluate` the key the decision will be
-    /// cached under (to [`forget`](Self::forget) it later).
+    /// [`get_or_evaluate`](Self::get_or_evaluate) at `now` (the request's clock reading, so a
+    /// cached answer reads the clock no second time), handing `evaluate` the key the decision
+    /// will be cached under (to [`forget`](Self::forget) it later).
     pub async fn get_or_evaluate_keyed<E, F>(
         &self,
         stream: &str,
         session_id: &str,
         token: &str,
+        now: Instant,
         evaluate: E,
     ) -> (Verdict, Lookup)
     where
@@ -191,7 +193,7 @@ impl DecisionCache {
             (generation, key)
         });
         if let Some((_, key)) = seen
-            && let Some(verdict) = self.inner.fresh(&key)
+            && let Some(verdict) = self.inner.fresh(&key, now)
         {
             return (verdict, Lookup::Hit);
         }
@@ -208,7 +210,7 @@ impl DecisionCache {
             match pending.get(&key) {
                 Some(rx) => Some(Err(rx.clone())),
                 // An evaluation may have finished between the lookup above and taking the lock.
-                None => self.inner.fresh(&key).map(Ok),
+                None => self.inner.fresh(&key, now).map(Ok),
             }
         };
         match found {
@@ -220,7 +222,7 @@ impl DecisionCache {
         let later = match std::panic::catch_unwind(AssertUnwindSafe(|| evaluate(DecisionKey(key))))
         {
             Ok(Evaluation::Now(verdict)) => {
-                self.inner.store(key, generation, verdict, state);
+                self.inner.store(key, generation, verdict, state, now);
                 return (verdict, Lookup::Evaluated);
             }
             Ok(Evaluation::Later(future)) => future,
@@ -241,7 +243,7 @@ impl DecisionCache {
                     tokio::spawn(async move {
                         let _done = PendingGuard { inner: &inner, key };
                         let verdict = later.await;
-                        inner.store(key, generation, verdict, state);
+                        inner.store(key, generation, verdict, state, Instant::now());
                         let _ = tx.send(Some(verdict));
                     });
                     (rx, Lookup::Evaluated)
@@ -295,7 +297,7 @@ impl DecisionCache {
 
     /// Drops expired decisions from the cold end of the store (metrics want settled counts).
     pub fn run_pending_tasks(&self) {
-        removed(self.inner.entries.sweep());
+        removed(self.inner.entries.sweep(Instant::now()));
     }
 
     /// The TTLs in force.
@@ -328,8 +330,9 @@ const INTERNAL_ERROR: Verdict = Verdict {
 };
 
 impl Inner {
-    fn fresh(&self, key: &CacheKey) -> Option<Verdict> {
-        self.entries.get(*key, |e| e.verdict, |e| removed(vec![e]))
+    fn fresh(&self, key: &CacheKey, now: Instant) -> Option<Verdict> {
+        self.entries
+            .get(*key, now, |e| e.verdict, |e| removed(vec![e]))
     }
 
     /// One pass of keyed SipHash-1-3 with a 128-bit output; each string is preceded by its length,
@@ -344,7 +347,15 @@ impl Inner {
         h.finish128().as_u128()
     }
 
-    fn store(&self, key: CacheKey, generation: u64, verdict: Verdict, stream: Arc<StreamState>) {
+    /// Keeps a decision made at `now` for its TTL.
+    fn store(
+        &self,
+        key: CacheKey,
+        generation: u64,
+        verdict: Verdict,
+        stream: Arc<StreamState>,
+        now: Instant,
+    ) {
         // A decision made under a generation that has since been invalidated is answered but
         // not kept: it may rest on the policy that just changed.
         if stream.generation.load(Ordering::Acquire) != generation {
@@ -360,10 +371,11 @@ impl Inner {
             key,
             Entry {
                 verdict,
-                expires_at: Instant::now() + ttl,
+                expires_at: now + ttl,
                 stream,
                 generation,
             },
+            now,
         ));
     }
 }

@@ -116,7 +116,9 @@ async fn connection<H, F>(
     let in_request = state.clone();
     let service = service_fn(move |req| {
         let busy = Busy::new(in_request.clone());
-        let response = handler(req, peer);
+        // Boxed once: hyper moves the service's future before polling it, and a request's
+        // future is a kilobyte or two.
+        let response = Box::pin(handler(req, peer));
         async move {
             let response = response.await;
             drop(busy);

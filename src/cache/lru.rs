@@ -3,20 +3,32 @@
 //!
 //! It replaced moka, which spent ~420 bytes per cached decision (its per-entry `Arc`s, deque
 //! nodes, timer-wheel node and frequency sketch) and put 1,000,000 sessions at ~410 MB of RSS.
-//! Here an entry is one slot in a `Vec` (key, LRU links, value) plus one `u128 → u32` index
-//! entry; the least recently used entry of a full shard is evicted, and expired entries are
-//! dropped when looked up or when they reach the cold end of the list.
+//! Here an entry is one slot in a `Vec` (key, list links, value) plus one `u128 → u32` index
+//! entry. A full shard evicts by *second chance* (CLOCK), an approximation of least recently
+//! used: a lookup only marks its entry (a write to the slot it just read), and the insert that
+//! finds the shard full gives each marked entry at the cold end one more round at the hot end,
+//! at most [`SECOND_CHANCES`] of them, then evicts the coldest. A cached answer thus touches no
+//! neighbour's links. Expired entries are dropped when looked up or when they reach the cold end.
 //!
-//! Locks are `std` mutexes held for a few pointer moves, never across an `.await`.
+//! Locks are `std` mutexes held for a few pointer moves, never across an `.await`. The clock is
+//! the caller's (`now`), read once per request by the decision cache.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
+use tokio::time::Instant;
+
 /// Shards once the cache is big enough for them to matter; a small cache keeps one so that its
 /// bound stays exact.
 const SHARDS: usize = 16;
-const NIL: u32 = u32::MAX;
+/// A slot's mark (see [`Slot::marked`]) rides in the top bit of its `prev` link: a shard never
+/// holds 2^31 slots, so no link uses that bit, and the slot stays 80 bytes.
+const MARK: u32 = 1 << 31;
+const NIL: u32 = MARK - 1;
+/// Marked entries an insert moves back to the hot end before it evicts the coldest one anyway:
+/// bounds the work under the lock whatever the lookups did.
+const SECOND_CHANCES: usize = 8;
 
 /// The keys are already keyed hashes: the index uses their low bits as they are.
 #[derive(Default)]
@@ -40,9 +52,33 @@ impl Hasher for KeyHasher {
 
 struct Slot<V> {
     key: u128,
+    /// The warmer neighbour, and the mark in the top bit.
     prev: u32,
     next: u32,
     value: Option<V>,
+}
+
+impl<V> Slot<V> {
+    fn prev(&self) -> u32 {
+        self.prev & !MARK
+    }
+
+    fn set_prev(&mut self, prev: u32) {
+        self.prev = (self.prev & MARK) | prev;
+    }
+
+    /// Looked up since it last went to the hot end.
+    fn marked(&self) -> bool {
+        self.prev & MARK != 0
+    }
+
+    fn set_marked(&mut self, marked: bool) {
+        self.prev = if marked {
+            self.prev | MARK
+        } else {
+            self.prev & !MARK
+        };
+    }
 }
 
 struct Shard<V> {
@@ -56,15 +92,15 @@ struct Shard<V> {
     capacity: usize,
 }
 
-/// A bounded LRU map. `V::expired` is asked on lookups and at the cold end.
+/// A bounded map with second-chance eviction. `V::expired` is asked on lookups and at the cold end.
 pub(crate) struct Lru<V> {
     shards: Box<[Mutex<Shard<V>>]>,
 }
 
 /// What the store needs to know about a value.
 pub(crate) trait Expiring {
-    /// Whether the value may no longer be answered.
-    fn expired(&self) -> bool;
+    /// Whether the value may no longer be answered at `now`.
+    fn expired(&self, now: Instant) -> bool;
 }
 
 impl<V: Expiring> Lru<V> {
@@ -93,30 +129,34 @@ impl<V: Expiring> Lru<V> {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The value, if present and not expired (an expired one is removed and handed to `evicted`).
+    /// The value, if present and not expired at `now` (an expired one is removed and handed to
+    /// `evicted`). A value found is marked as used: it gets a second chance before eviction.
     pub(crate) fn get<R>(
         &self,
         key: u128,
+        now: Instant,
         read: impl FnOnce(&V) -> R,
         evicted: impl FnOnce(V),
     ) -> Option<R> {
         let mut shard = self.shard(key);
         let at = *shard.index.get(&key)?;
-        let value = shard.slots[at as usize].value.as_ref()?;
-        if value.expired() {
-            if let Some(v) = shard.remove_at(at) {
-                drop(shard);
-                evicted(v);
-            }
-            return None;
+        let slot = &mut shard.slots[at as usize];
+        let value = slot.value.as_ref()?;
+        if !value.expired(now) {
+            let answer = read(value);
+            slot.set_marked(true);
+            return Some(answer);
         }
-        let answer = read(value);
-        shard.touch(at);
-        Some(answer)
+        if let Some(v) = shard.remove_at(at) {
+            drop(shard);
+            evicted(v);
+        }
+        None
     }
 
-    /// Inserts or replaces; returns what had to go (the replaced value, the evicted ones).
-    pub(crate) fn insert(&self, key: u128, value: V) -> Vec<V> {
+    /// Inserts or replaces; returns what had to go (the replaced value, the expired and evicted
+    /// ones).
+    pub(crate) fn insert(&self, key: u128, value: V, now: Instant) -> Vec<V> {
         let mut shard = self.shard(key);
         let mut gone = Vec::new();
         if let Some(&at) = shard.index.get(&key) {
@@ -128,12 +168,18 @@ impl<V: Expiring> Lru<V> {
         }
         // Expired entries at the cold end go first; then the least recently used, if full.
         for _ in 0..2 {
-            match shard.tail_expired() {
+            match shard.tail_expired(now) {
                 Some(v) => gone.push(v),
                 None => break,
             }
         }
         if shard.index.len() >= shard.capacity {
+            let mut chances = SECOND_CHANCES;
+            while chances > 0 && shard.tail != NIL && shard.slots[shard.tail as usize].marked() {
+                let tail = shard.tail;
+                shard.touch(tail);
+                chances -= 1;
+            }
             let tail = shard.tail;
             if let Some(v) = shard.remove_at(tail) {
                 gone.push(v);
@@ -150,12 +196,12 @@ impl<V: Expiring> Lru<V> {
         shard.remove_at(at)
     }
 
-    /// Drops expired values from the cold end of every shard; returns them.
-    pub(crate) fn sweep(&self) -> Vec<V> {
+    /// Drops values expired at `now` from the cold end of every shard; returns them.
+    pub(crate) fn sweep(&self, now: Instant) -> Vec<V> {
         let mut gone = Vec::new();
         for i in 0..self.shards.len() {
             let mut shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
-            while let Some(v) = shard.tail_expired() {
+            while let Some(v) = shard.tail_expired(now) {
                 gone.push(v);
             }
         }
@@ -172,20 +218,20 @@ impl<V: Expiring> Lru<V> {
 }
 
 impl<V: Expiring> Shard<V> {
-    fn tail_expired(&mut self) -> Option<V> {
+    fn tail_expired(&mut self, now: Instant) -> Option<V> {
         let tail = self.tail;
         let expired = tail != NIL
             && self.slots[tail as usize]
                 .value
                 .as_ref()
-                .is_some_and(Expiring::expired);
+                .is_some_and(|v| v.expired(now));
         if expired { self.remove_at(tail) } else { None }
     }
 
     fn unlink(&mut self, at: u32) {
         let (prev, next) = {
             let s = &self.slots[at as usize];
-            (s.prev, s.next)
+            (s.prev(), s.next)
         };
         match prev {
             NIL => self.head = next,
@@ -193,7 +239,7 @@ impl<V: Expiring> Shard<V> {
         }
         match next {
             NIL => self.tail = prev,
-            n => self.slots[n as usize].prev = prev,
+            n => self.slots[n as usize].set_prev(prev),
         }
     }
 
@@ -206,12 +252,14 @@ impl<V: Expiring> Shard<V> {
         }
         match head {
             NIL => self.tail = at,
-            h => self.slots[h as usize].prev = at,
+            h => self.slots[h as usize].set_prev(at),
         }
         self.head = at;
     }
 
+    /// Moves a slot to the hot end, unmarked.
     fn touch(&mut self, at: u32) {
+        self.slots[at as usize].set_marked(false);
         if self.head != at {
             self.unlink(at);
             self.link_front(at);
@@ -259,35 +307,73 @@ mod tests {
 
     struct V(u32, bool);
     impl Expiring for V {
-        fn expired(&self) -> bool {
+        fn expired(&self, _now: Instant) -> bool {
             self.1
         }
     }
 
+    /// A value that expires at a given time.
+    struct Until(u32, Instant);
+    impl Expiring for Until {
+        fn expired(&self, now: Instant) -> bool {
+            now >= self.1
+        }
+    }
+
+    fn keys(gone: &[V]) -> Vec<u32> {
+        gone.iter().map(|v| v.0).collect()
+    }
+
     #[test]
     fn full_store_evicts_the_least_recently_used() {
+        let now = Instant::now();
         let lru = Lru::new(3);
         for k in 1..=3u128 {
-            assert!(lru.insert(k, V(k as u32, false)).is_empty());
+            assert!(lru.insert(k, V(k as u32, false), now).is_empty());
         }
-        assert_eq!(lru.get(1, |v| v.0, |_| ()), Some(1)); // 2 is now the coldest
-        let gone = lru.insert(4, V(4, false));
-        assert_eq!(gone.iter().map(|v| v.0).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(lru.get(2, |v| v.0, |_| ()), None);
+        assert_eq!(lru.get(1, now, |v| v.0, |_| ()), Some(1)); // 2 is now the coldest
+        let gone = lru.insert(4, V(4, false), now);
+        assert_eq!(keys(&gone), vec![2]);
+        assert_eq!(lru.get(2, now, |v| v.0, |_| ()), None);
         assert_eq!(lru.len(), 3);
+        // 1 went back to the hot end unmarked: unless looked up again, it is next after 3.
+        assert_eq!(keys(&lru.insert(5, V(5, false), now)), vec![3]);
+        assert_eq!(keys(&lru.insert(6, V(6, false), now)), vec![1]);
+    }
+
+    #[test]
+    fn an_insert_spares_at_most_eight_looked_up_entries() {
+        let now = Instant::now();
+        let lru = Lru::new(20);
+        for k in 1..=20u128 {
+            lru.insert(k, V(k as u32, false), now);
+        }
+        for k in 1..=20u128 {
+            assert!(lru.get(k, now, |_| (), |_| ()).is_some());
+        }
+        // Every entry was looked up: the 8 coldest get their second chance, the ninth goes.
+        assert_eq!(keys(&lru.insert(21, V(21, false), now)), vec![9]);
+        assert_eq!(lru.len(), 20);
+        for k in (1..=8u128).chain(10..=21) {
+            assert!(lru.get(k, now, |_| (), |_| ()).is_some(), "{k}");
+        }
     }
 
     #[test]
     fn expired_values_are_not_answered_and_are_swept() {
         let lru = Lru::new(10);
-        lru.insert(3, V(3, false));
-        lru.insert(1, V(1, true));
-        lru.insert(2, V(2, true));
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_secs(2);
+        lru.insert(1, Until(1, t0 + std::time::Duration::from_secs(1)), t0);
+        lru.insert(2, Until(2, t0 + std::time::Duration::from_secs(1)), t0);
+        lru.insert(3, Until(3, t0 + std::time::Duration::from_secs(10)), t0);
+        assert_eq!(lru.get(1, t0, |v| v.0, |_| ()), Some(1));
         let mut evicted = 0;
-        assert_eq!(lru.get(3, |v| v.0, |_| ()), Some(3));
-        assert_eq!(lru.get(2, |v| v.0, |_| evicted += 1), None);
+        assert_eq!(lru.get(3, later, |v| v.0, |_| ()), Some(3));
+        assert_eq!(lru.get(2, later, |v| v.0, |_| evicted += 1), None);
         assert_eq!(evicted, 1);
-        assert_eq!(lru.sweep().len(), 1);
+        // 1 is at the cold end, expired (its mark does not keep it).
+        assert_eq!(lru.sweep(later).len(), 1);
         assert_eq!(lru.len(), 1);
         assert_eq!(lru.remove(3).map(|v| v.0), Some(3));
         assert_eq!(lru.len(), 0);

@@ -9,7 +9,9 @@
 //! It lives in the same compact LRU store as the decision cache (about 100 bytes an entry).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -27,8 +29,8 @@ struct Remembered {
 }
 
 impl Expiring for Remembered {
-    fn expired(&self) -> bool {
-        Instant::now() >= self.expires_at
+    fn expired(&self, now: Instant) -> bool {
+        now >= self.expires_at
     }
 }
 
@@ -66,17 +68,23 @@ impl VerifiedSignatures {
     /// Whether this token's signature was verified with exactly this key object.
     pub fn verified_with(&self, fingerprint: &u128, key: &Arc<VerifyingKey>) -> bool {
         self.memo
-            .get(*fingerprint, |r| Arc::ptr_eq(&r.key, key), drop)
+            .get(
+                *fingerprint,
+                Instant::now(),
+                |r| Arc::ptr_eq(&r.key, key),
+                drop,
+            )
             .unwrap_or(false)
     }
 
     /// Records a verified signature.
     pub fn remember(&self, fingerprint: u128, key: &Arc<VerifyingKey>) {
+        let now = Instant::now();
         let entry = Remembered {
             key: key.clone(),
-            expires_at: Instant::now() + self.ttl,
+            expires_at: now + self.ttl,
         };
-        drop(self.memo.insert(fingerprint, entry));
+        drop(self.memo.insert(fingerprint, entry, now));
     }
 
     /// Number of remembered signatures.

@@ -338,7 +338,7 @@ async fn cache_allow(cache: &crate::cache::DecisionCache, n: u32) -> crate::cach
         policy: "jwt",
     };
     cache
-        .get_or_evaluate_keyed("live+a", &id(n), "tok", |k| {
+        .get_or_evaluate_keyed("live+a", &id(n), "tok", tokio::time::Instant::now(), |k| {
             seen = Some(k);
             Evaluation::<std::future::Ready<Verdict>>::Now(allow)
         })

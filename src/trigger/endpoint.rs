@@ -2,7 +2,9 @@
 //! It only parses and renders; every decision is made in `App::user_new` (the publisher
 //! triggers: [`publish`]).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +32,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
     let name = req.headers().get("x-trigger").map(|v| v.as_bytes());
     if let Some(push) = name.and_then(PushTrigger::from_header) {
         let body = read_body(req.into_body()).await;
-        return publish::handle(&app, push, body).await;
+        // Boxed: its future is larger than the whole `USER_NEW` path's.
+        return Box::pin(publish::handle(&app, push, body)).await;
     }
     let trigger = match name {
         Some(b"USER_NEW") => "USER_NEW",
@@ -84,14 +87,26 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
     answer(verdict.allowed)
 }
 
-/// Reads the body, at most [`MAX_BODY_BYTES`] and within [`BODY_TIMEOUT`].
-async fn read_body(body: Incoming) -> Result<Bytes, &'static str> {
-    let limited = Limited::new(body, MAX_BODY_BYTES);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err("body over 16 KiB"),
-        Ok(Err(_)) => Err("body could not be read"),
-        Err(_) => Err("body timed out"),
+/// Reads the body, at most [`MAX_BODY_BYTES`] and within [`BODY_TIMEOUT`]. A body that came
+/// with the headers (MistServer's always do) is taken at once, with no timer armed.
+async fn read_body<B>(body: B) -> Result<Bytes, &'static str>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut collect = std::pin::pin!(Limited::new(body, MAX_BODY_BYTES).collect());
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(collected) => collected,
+        Poll::Pending => match tokio::time::timeout(BODY_TIMEOUT, collect).await {
+            Ok(collected) => collected,
+            Err(_) => return Err("body timed out"),
+        },
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err("body over 16 KiB"),
+        Err(_) => Err("body could not be read"),
     }
 }
 
@@ -107,4 +122,48 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream::{self, StreamExt};
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    type Part = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn part(text: &'static str) -> Part {
+        Ok(Frame::data(Bytes::from_static(text.as_bytes())))
+    }
+
+    #[tokio::test]
+    async fn a_body_that_came_with_the_headers_is_read() {
+        let body = Full::new(Bytes::from_static(b"vod\n127.0.0.1"));
+        assert_eq!(read_body(body).await.as_deref(), Ok(&b"vod\n127.0.0.1"[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_whose_rest_comes_later_is_waited_for() {
+        let rest = stream::once(async {
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            part("127.0.0.1")
+        });
+        let body = StreamBody::new(stream::iter([part("vod\n")]).chain(rest));
+        assert_eq!(read_body(body).await.as_deref(), Ok(&b"vod\n127.0.0.1"[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_is_given_up_after_ten_seconds() {
+        let started = tokio::time::Instant::now();
+        let body = StreamBody::new(stream::iter([part("vod\n")]).chain(stream::pending()));
+        assert_eq!(read_body(body).await, Err("body timed out"));
+        assert_eq!(started.elapsed(), BODY_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_16_kib_is_refused_even_when_it_came_at_once() {
+        let body = Full::new(Bytes::from(vec![b'x'; MAX_BODY_BYTES + 1]));
+        assert_eq!(read_body(body).await, Err("body over 16 KiB"));
+    }
 }
