@@ -5,7 +5,8 @@
 //! generation + stream + session id + token: fixed size,
 //! no allocation per lookup. Invalidating a stream gives it a fresh generation from a process-wide
 //! counter, so every cached decision of that stream becomes unreachable at once while other streams
-//! keep theirs; the unreachable entries leave the bounded store ([`lru`], second-chance eviction) by themselves.
+//! keep theirs; the unreachable entries leave the bounded store ([`lru`], second-chance eviction)
+//! by themselves.
 //!
 //! An evaluation that can decide without waiting (a `jwt` check, `public`, `deny`) runs right in
 //! the caller: no task, no channel, no copy of the request. One that must wait (a webhook, a JWKS
