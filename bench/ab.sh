@@ -36,13 +36,8 @@ trap 'exit 130' INT TERM
 
 "$EX/bench_tokens" "$W/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
 head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
-    done
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 start() { # name what extra-config -> sets PID_<name>, URL_<name>
     local p c
     p=$(free_port); c=$(free_port)
@@ -79,7 +74,7 @@ EOT
     esac
     local pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
+    wait_port 127.0.0.1 "$p"
     # `timeout` runs the server as its child: CPU is read from the server itself.
     local real
     real=$(pgrep -P "$pid" | head -1)
@@ -87,7 +82,6 @@ EOT
 }
 start a "$A" "${EXTRA_A:-}"
 start b "$B" "${EXTRA_B:-}"
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 args() { # round
     if [ "$MODE" = cached ]; then echo "cached $CONN bench 1 $W/cached.txt 1000"

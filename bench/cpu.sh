@@ -66,22 +66,9 @@ SERVER_BIN=${BENCH_USHER_BIN:-$BIN/usher}
 VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
 CLK_TCK=$(getconf CLK_TCK)
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    log "nothing listens on $1:$2"; tail -5 "$WORK/usher.log" >&2 2>/dev/null; exit 1
-}
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+BENCH_LOG=$WORK/usher.log
 
 # One wrk run against a server process; prints "US_PER_REQ REQUESTS RPS BAD".
 cpu_once() { # pid url lua-args...

@@ -32,20 +32,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { printf '[fleet %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1 400); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    log "nothing listens on $1:$2"; exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 log "building release (usher, fleet_bench)"
 cargo build --release --bin usher --example fleet_bench 2>&1 | tail -1 >&2

@@ -59,23 +59,9 @@ VERIFY_BIN=$(ls -t "$ROOT"/target/release/deps/verify-* | grep -v '\.d$' | head 
 on_server() { taskset -c "$SERVER_CPU" "$@"; }
 on_client() { taskset -c "$CLIENT_CPU" "$@"; }
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))   # below the ephemeral range
-        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
-    done
-}
-
-wait_port() { # host port
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    log "nothing listens on $1:$2"; tail -5 "$WORK/usher.log" >&2 2>/dev/null; exit 1
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+BENCH_LOG=$WORK/usher.log
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 

@@ -1,0 +1,29 @@
+# Shell helpers every bench script shares; sourced, never run. Loopback only.
+#
+#   free_port            a free TCP port below the ephemeral range
+#   wait_port HOST PORT  waits (up to WAIT_PORT_TRIES × 0.05 s, default 20 s) until something
+#                        listens; else says so, shows the tail of $BENCH_LOG if set, and exits 1
+#   median               the median of the numbers on stdin
+#   ticks PID            the process's CPU time so far (utime + stime, in clock ticks)
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range
+        ss -ltn | grep -q ":$p\b" || { echo "$p"; return; }
+    done
+}
+
+wait_port() { # host port
+    for _ in $(seq 1 "${WAIT_PORT_TRIES:-400}"); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on $1:$2" >&2
+    [ -n "${BENCH_LOG:-}" ] && tail -5 "$BENCH_LOG" >&2 2>/dev/null
+    exit 1
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
