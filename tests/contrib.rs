@@ -16,6 +16,7 @@ use common::api::Api;
 use common::daemon::Daemon;
 use common::jwks_server::{JwksServer, Reply};
 use common::mist::{session_id, user_new, user_new_body};
+use common::nats::Nats;
 use usher::reason::Reason;
 
 const URL: &str = "http://127.0.0.1:8080/hls/x/index.m3u8";
@@ -99,7 +100,10 @@ fn selectors(text: &str) -> Vec<(String, Vec<Matcher>)> {
     found
 }
 
+/// A running usher's `/metrics`: a fleet node (a real `nats-server`) with a JWKS tenant, after
+/// a few decisions, once every family the dashboard and the alerts use has samples.
 async fn live_metrics() -> String {
+    let nats = tokio::task::spawn_blocking(Nats::start).await.unwrap();
     let k1 = usher::keys::keygen::generate_es256("jwks-1").unwrap();
     let jwks = JwksServer::start(
         "127.0.0.2".parse().unwrap(),
@@ -109,9 +113,11 @@ async fn live_metrics() -> String {
     let extra = format!(
         "[outbound]\nallow_cidrs = [\"127.0.0.2/32\"]\nca_file = \"{}\"\nnameservers = [\"127.0.0.1:9\"]\n\
          [[tenants]]\nid = \"t1\"\njwks_url = \"{}\"\n\
-         [[policies]]\nobject = \"open\"\ntenant = \"t1\"\ntype = \"public\"\n",
+         [[policies]]\nobject = \"open\"\ntenant = \"t1\"\ntype = \"public\"\n\
+         [fleet]\nnats_urls = [\"{}\"]\nnode_id = \"contrib\"\nstatus_interval_ms = 300\n",
         jwks.ca_file(),
-        jwks.url()
+        jwks.url(),
+        nats.url()
     );
     let d = tokio::task::spawn_blocking(move || Daemon::start(&extra))
         .await
@@ -122,15 +128,32 @@ async fn live_metrics() -> String {
     }
     let api = Api::new(&d);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let text = api.metrics().await;
-        if text.contains("usher_jwks_fetches_total{result=")
-            || tokio::time::Instant::now() > deadline
-        {
-            return text;
+    let until = |wanted: &'static [&'static str]| {
+        let api = &api;
+        async move {
+            loop {
+                let text = api.metrics().await;
+                if wanted.iter().all(|w| text.contains(w)) || tokio::time::Instant::now() > deadline
+                {
+                    return text;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    };
+    // Once the node follows the fleet, a write through it gives the buckets a revision to report.
+    until(&["usher_fleet_following 1"]).await;
+    let policy = serde_json::json!({"tenant": "t1", "type": "deny"});
+    let (status, _) = api.call("PUT", "/v1/policies/closed", Some(policy)).await;
+    assert!(
+        matches!(status, 200 | 201),
+        "PUT /v1/policies/closed: {status}"
+    );
+    until(&[
+        "usher_jwks_fetches_total{result=",
+        "usher_fleet_applied_revision{bucket=",
+    ])
+    .await
 }
 
 fn check(file: &str, text: &str, metrics: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
