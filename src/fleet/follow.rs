@@ -2,10 +2,12 @@
 //! applied, hands every record to the one change path as `Change::Remote` (the revision is
 //! committed with the change), and starts again from the stored revision whenever the watch
 //! breaks (NATS away, a server restart), so nothing is applied twice and nothing is skipped.
+//! The buckets that only say what is true now (node status, session counts) are watched with
+//! [`watch_latest`] instead: their latest values, again from the start after every break.
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv::Operation;
+use async_nats::jetstream::kv::{Entry, Operation};
 use futures_util::StreamExt as _;
 
 use super::record::{self, Record, Role};
@@ -23,6 +25,39 @@ pub async fn follow(fleet: Fleet, role: Role) {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_RETRY);
     }
+}
+
+/// Hands every latest value of `role`'s bucket (each key's last one first, then each change) to
+/// `each` for as long as the node runs; `what` names the watch in the log when it breaks.
+pub async fn watch_latest(
+    fleet: Fleet,
+    role: Role,
+    what: &'static str,
+    mut each: impl FnMut(&Fleet, &Entry) + Send,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if let Err(e) = watch_latest_once(&fleet, role, &mut each).await {
+            tracing::debug!(error = %e, watch = what, "fleet: watch interrupted");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RETRY);
+    }
+}
+
+async fn watch_latest_once(
+    fleet: &Fleet,
+    role: Role,
+    each: &mut (impl FnMut(&Fleet, &Entry) + Send),
+) -> anyhow::Result<()> {
+    let objects = fleet
+        .objects()
+        .ok_or_else(|| anyhow::anyhow!("not set up"))?;
+    let mut watch = objects.bucket(role).watch_with_history(">").await?;
+    while let Some(entry) = watch.next().await {
+        each(fleet, &entry?);
+    }
+    Ok(())
 }
 
 /// Watches until the watch ends or fails; returns how many records it applied.

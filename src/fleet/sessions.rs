@@ -9,13 +9,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::kv::Operation;
-use futures_util::StreamExt as _;
+use async_nats::jetstream::kv::{Entry, Operation};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::Fleet;
 use super::record::{self, Role};
-use super::{Fleet, MAX_RETRY};
 use crate::sessions::remote::MAX_AGE;
 
 /// How often this node's counts are compared with what it last reported.
@@ -114,46 +113,32 @@ pub async fn publish(fleet: Fleet) {
 
 /// Keeps the session table's remote counts up to date from the other nodes' reports.
 pub async fn watch(fleet: Fleet) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if let Err(e) = watch_once(&fleet).await {
-            tracing::debug!(error = %e, "fleet: session count watch interrupted");
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY);
-    }
+    super::follow::watch_latest(fleet, Role::Sessions, "session counts", remote_count).await;
 }
 
-async fn watch_once(fleet: &Fleet) -> anyhow::Result<()> {
-    let objects = fleet
-        .objects()
-        .ok_or_else(|| anyhow::anyhow!("not set up"))?;
-    let mut watch = objects
-        .bucket(Role::Sessions)
-        .watch_with_history(">")
-        .await?;
-    let sessions = fleet.enforcer().sessions();
-    while let Some(entry) = watch.next().await {
-        let entry = entry?;
-        let Some((tenant, viewer, node)) = record::decode_sessions_key(&entry.key) else {
-            continue;
-        };
-        if node == fleet.node_id() {
-            continue;
-        }
-        let count = match entry.operation {
-            Operation::Put => match serde_json::from_slice::<Count>(&entry.value) {
-                Ok(c) => c.sessions,
-                Err(_) => {
-                    tracing::debug!("fleet: unreadable session count ignored");
-                    continue;
-                }
-            },
-            Operation::Delete | Operation::Purge => 0,
-        };
-        if !sessions.set_remote(&tenant, &viewer, &node, count) {
-            tracing::warn!("fleet: too many remote session counts; one not held");
-        }
+/// One entry of the session-count bucket: another node's count of one viewer's sessions.
+fn remote_count(fleet: &Fleet, entry: &Entry) {
+    let Some((tenant, viewer, node)) = record::decode_sessions_key(&entry.key) else {
+        return;
+    };
+    if node == fleet.node_id() {
+        return;
     }
-    Ok(())
+    let count = match entry.operation {
+        Operation::Put => match serde_json::from_slice::<Count>(&entry.value) {
+            Ok(c) => c.sessions,
+            Err(_) => {
+                tracing::debug!("fleet: unreadable session count ignored");
+                return;
+            }
+        },
+        Operation::Delete | Operation::Purge => 0,
+    };
+    if !fleet
+        .enforcer()
+        .sessions()
+        .set_remote(&tenant, &viewer, &node, count)
+    {
+        tracing::warn!("fleet: too many remote session counts; one not held");
+    }
 }

@@ -8,12 +8,11 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::kv::Operation;
-use futures_util::StreamExt as _;
+use async_nats::jetstream::kv::{Entry, Operation};
 use serde::{Deserialize, Serialize};
 
+use super::Fleet;
 use super::record::{self, Role};
-use super::{Fleet, MAX_RETRY};
 
 /// Most nodes listed; reports beyond it are ignored (and counted in the log).
 pub const MAX_NODES: usize = 10_000;
@@ -211,33 +210,19 @@ pub async fn publish(fleet: Fleet) {
 
 /// Keeps [`Nodes`] up to date from the status bucket.
 pub async fn watch_nodes(fleet: Fleet) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if let Err(e) = watch_once(&fleet).await {
-            tracing::debug!(error = %e, "fleet: node status watch interrupted");
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY);
-    }
+    super::follow::watch_latest(fleet, Role::Nodes, "node status", node_status).await;
 }
 
-async fn watch_once(fleet: &Fleet) -> anyhow::Result<()> {
-    let objects = fleet
-        .objects()
-        .ok_or_else(|| anyhow::anyhow!("not set up"))?;
-    let mut watch = objects.bucket(Role::Nodes).watch_with_history(">").await?;
-    while let Some(entry) = watch.next().await {
-        let entry = entry?;
-        let Some(node) = record::decode(&entry.key) else {
-            continue;
-        };
-        match entry.operation {
-            Operation::Put => match serde_json::from_slice::<NodeReport>(&entry.value) {
-                Ok(report) if report.node_id == node => fleet.nodes().set(report),
-                _ => tracing::debug!("fleet: unreadable node status ignored"),
-            },
-            Operation::Delete | Operation::Purge => fleet.nodes().remove(&node),
-        }
+/// One entry of the status bucket.
+fn node_status(fleet: &Fleet, entry: &Entry) {
+    let Some(node) = record::decode(&entry.key) else {
+        return;
+    };
+    match entry.operation {
+        Operation::Put => match serde_json::from_slice::<NodeReport>(&entry.value) {
+            Ok(report) if report.node_id == node => fleet.nodes().set(report),
+            _ => tracing::debug!("fleet: unreadable node status ignored"),
+        },
+        Operation::Delete | Operation::Purge => fleet.nodes().remove(&node),
     }
-    Ok(())
 }
