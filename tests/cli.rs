@@ -6,17 +6,13 @@
     clippy::print_stderr
 )] // test code: a failure should panic loudly
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn usher(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_usher"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("usher runs")
-}
+use common::cli::{dir_with_key, usher};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -233,13 +229,8 @@ secret = "s"
 
 #[test]
 fn verify_reports_the_viewer_named_by_the_tenants_viewer_claim() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = dir_with_key();
     let d = dir.path();
-    assert!(
-        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
-            .status
-            .success()
-    );
     let config = CONFIG
         .replace("id = \"t1\"", "id = \"t1\"\nviewer_claim = \"uid\"")
         .replace(

@@ -8,19 +8,15 @@
     clippy::print_stderr
 )] // test code: a failure should panic loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::cli::{dir_with_key, usher};
 
 use base64::Engine as _;
 use sha2::Digest;
-
-fn usher(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_usher"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("usher runs")
-}
 
 fn json_out(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{o:?}"))
@@ -64,13 +60,8 @@ fn sign(d: &Path, extra: &[&str]) -> String {
 
 #[test]
 fn sign_writes_the_permission_claim_and_verify_publish_checks_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = dir_with_key();
     let d = dir.path();
-    assert!(
-        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
-            .status
-            .success()
-    );
     let hash = hex::encode(sha2::Sha256::digest(b"the-key"));
     std::fs::write(d.join("config.toml"), config(&hash)).unwrap();
 
@@ -166,13 +157,8 @@ fn sign_writes_the_permission_claim_and_verify_publish_checks_it() {
 
 #[test]
 fn check_config_refuses_a_stream_key_in_the_clear_and_a_bad_hash() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = dir_with_key();
     let d = dir.path();
-    assert!(
-        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
-            .status
-            .success()
-    );
     let clear = config("x").replace("stream_key_sha256 = \"x\"", "stream_key = \"in-the-clear\"");
     std::fs::write(d.join("config.toml"), clear).unwrap();
     let out = usher(d, &["check-config"]);
@@ -188,13 +174,8 @@ fn check_config_refuses_a_stream_key_in_the_clear_and_a_bad_hash() {
 
 #[test]
 fn check_config_judges_a_publish_webhook_url_like_a_viewer_webhook() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = dir_with_key();
     let d = dir.path();
-    assert!(
-        usher(d, &["keygen", "--kid", "k1", "--out", "keys"])
-            .status
-            .success()
-    );
     let hash = hex::encode(sha2::Sha256::digest(b"k"));
     let hook = config(&hash).replace(
         &format!("{{ type = \"stream_key\", stream_key_sha256 = \"{hash}\" }}"),

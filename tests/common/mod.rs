@@ -9,6 +9,7 @@
 )] // test code: a failure should panic loudly
 
 pub mod api;
+pub mod cli;
 pub mod daemon;
 pub mod dns;
 pub mod https;
