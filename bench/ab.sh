@@ -56,17 +56,7 @@ dir = "$W/state-$1"
 api_url = "http://127.0.0.1:9/api2"
 [log]
 level = "warn"
-[[tenants]]
-id = "t1"
-[[keys]]
-kid = "k1"
-tenant = "t1"
-alg = "ES256"
-public_key_file = "$W/keys/k1.pub.pem"
-[[policies]]
-object = "bench"
-tenant = "t1"
-type = "jwt"
+$(bench_tenant "$W/keys/k1.pub.pem")
 $3
 EOT
             taskset -c 0 timeout 1800 "$2" serve --config "$W/$1.toml" >/dev/null 2>"$W/$1.log" &

@@ -165,17 +165,7 @@ dir = "$WORK/state-$1"
 api_url = "http://127.0.0.1:9/api2"
 [log]
 level = "$LOG_LEVEL"
-[[tenants]]
-id = "t1"
-[[keys]]
-kid = "k1"
-tenant = "t1"
-alg = "ES256"
-public_key_file = "$WORK/keys/k1.pub.pem"
-[[policies]]
-object = "bench"
-tenant = "t1"
-type = "jwt"
+$(bench_tenant "$WORK/keys/k1.pub.pem")
 [[policies]]
 object = "names"
 tenant = "t1"

@@ -5,6 +5,8 @@
 #                        listens; else says so, shows the tail of $BENCH_LOG if set, and exits 1
 #   median               the median of the numbers on stdin
 #   ticks PID            the process's CPU time so far (utime + stime, in clock ticks)
+#   bench_tenant PEM     usher config: tenant t1, its ES256 key k1 (public key file PEM) and the
+#                        `jwt` policy on object `bench` that every benchmark token is signed for
 
 free_port() {
     local p
@@ -27,3 +29,19 @@ wait_port() { # host port
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+bench_tenant() { # public-key-file
+    cat <<EOT
+[[tenants]]
+id = "t1"
+[[keys]]
+kid = "k1"
+tenant = "t1"
+alg = "ES256"
+public_key_file = "$1"
+[[policies]]
+object = "bench"
+tenant = "t1"
+type = "jwt"
+EOT
+}

@@ -160,17 +160,7 @@ allow_cidrs = ["127.0.0.2/32"]
 allow_http = true
 [log]
 level = "warn"
-[[tenants]]
-id = "t1"
-[[keys]]
-kid = "k1"
-tenant = "t1"
-alg = "ES256"
-public_key_file = "$WORK/keys/k1.pub.pem"
-[[policies]]
-object = "bench"
-tenant = "t1"
-type = "jwt"
+$(bench_tenant "$WORK/keys/k1.pub.pem")
 [[policies]]
 object = "inv"
 tenant = "t1"
