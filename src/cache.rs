@@ -151,11 +151,9 @@ impl DecisionCache {
         }
     }
 
-    /// The cached verdict for this viewer session, or the outcome of `evaluate` (called only on a
-    /// miss, and only after the stream's generation was read — so a caller that loads its policy
-    /// snapshot inside `evaluate` never caches an old policy's answer under a new generation). A
-    /// verdict made at once is stored and answered; a future runs at most once at a time per key,
-    /// in a task of its own. A panicking evaluation answers `internal-error`.
+    /// [`get_or_evaluate_keyed`](Self::get_or_evaluate_keyed) now, without the key (the tests'
+    /// entry).
+    #[cfg(test)]
     pub async fn get_or_evaluate<E, F>(
         &self,
         stream: &str,
@@ -171,9 +169,14 @@ impl DecisionCache {
             .await
     }
 
-    /// [`get_or_evaluate`](Self::get_or_evaluate) at `now` (the request's clock reading, so a
-    /// cached answer reads the clock no second time), handing `evaluate` the key the decision
-    /// will be cached under (to [`forget`](Self::forget) it later).
+    /// The cached verdict for this viewer session at `now` (the request's clock reading, so a
+    /// cached answer reads the clock no second time), or the outcome of `evaluate` (called only
+    /// on a miss, and only after the stream's generation was read — so a caller that loads its
+    /// policy snapshot inside `evaluate` never caches an old policy's answer under a new
+    /// generation), which is handed the key the decision will be cached under (to
+    /// [`forget`](Self::forget) it later). A verdict made at once is stored and answered; a future
+    /// runs at most once at a time per key, in a task of its own. A panicking evaluation answers
+    /// `internal-error`.
     pub async fn get_or_evaluate_keyed<E, F>(
         &self,
         stream: &str,

@@ -135,8 +135,12 @@ impl Sessions {
         let _ = self.inner.decisions.set(cache);
     }
 
-    /// [`admit`](Self::admit) of a session whose decision the cache will keep under `decision`:
-    /// when the session leaves the table, that decision leaves the cache.
+    /// Admits a session a fresh `jwt` evaluation allowed, at `now_unix`, whose decision the cache
+    /// keeps under `decision` (when the session leaves the table, that decision leaves the cache):
+    /// checks the viewer's revocation again (a revocation applied while the evaluation ran ends or
+    /// refuses it here, under the table lock, never both missed), applies the policy's cap, and
+    /// tracks it. A session already tracked (a re-check after `invalidate_sessions`) is not
+    /// counted again; its decision's new key replaces the old.
     pub fn admit_decision(
         &self,
         session_id: &str,
@@ -148,10 +152,8 @@ impl Sessions {
         self.admit_with(session_id, facts, rules, now_unix, decision.to_bits())
     }
 
-    /// Admits a session a fresh `jwt` evaluation allowed, at `now_unix`: checks the viewer's
-    /// revocation again (a revocation applied while the evaluation ran ends or refuses it here,
-    /// under the table lock, never both missed), applies the policy's cap, and tracks it. A
-    /// session already tracked (a re-check after `invalidate_sessions`) is not counted again.
+    /// [`admit_decision`](Self::admit_decision) with no cached decision tied to the session (the
+    /// tests and `benches/sessions.rs` admit this way).
     pub fn admit(
         &self,
         session_id: &str,
@@ -183,10 +185,12 @@ impl Sessions {
             out.refused = Some((Reason::ViewerRevoked, "the viewer is revoked"));
             return out;
         }
-        if decision != 0 && table.set_decision(session_id, decision) {
-            return out; // tracked already: a re-check, cached under its new key
-        }
-        if decision == 0 && table.contains(session_id) {
+        // Tracked already: a re-check, whose decision is now cached under its new key.
+        let tracked = match decision {
+            0 => table.contains(session_id),
+            key => table.set_decision(session_id, key),
+        };
+        if tracked {
             return out;
         }
         if let Some(max) = rules.max_per_viewer {
