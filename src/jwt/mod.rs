@@ -19,7 +19,7 @@ mod tests;
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -108,9 +108,9 @@ pub fn check_with_memo(
     memo: Option<&VerifiedSignatures>,
 ) -> Result<Verified, Rejected> {
     let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
-    let header = compact::decode(parts.header)
-        .and_then(|bytes| header::parse(&bytes))
-        .map_err(|f| reject(f, None, Some(parts.payload)))?;
+    let header_bytes =
+        compact::decode(parts.header).map_err(|f| reject(f, None, Some(parts.payload)))?;
+    let header = header::parse(&header_bytes).map_err(|f| reject(f, None, Some(parts.payload)))?;
     let checked =
         check_header_and_signature(&header, &parts, keys, rules, memo.map(|m| (m, token)));
     let kid = header::kid(&header)
@@ -137,7 +137,7 @@ pub fn check_with_memo(
 
 /// Everything up to and including the signature; on success the kid named an active key.
 fn check_header_and_signature(
-    header: &Map<String, Value>,
+    header: &header::Header<'_>,
     parts: &compact::Parts<'_>,
     keys: &TenantKeys,
     rules: &JwtPolicy,

@@ -45,9 +45,21 @@ pub fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
     }
     let before_fragment = url.split('#').next().unwrap_or_default();
     let (_, query) = before_fragment.split_once('?')?;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, v)| k == name && !v.is_empty())
-        .map(|(_, v)| v)
+    // Pairs split on `&` and at their first `=`, as `application/x-www-form-urlencoded` has it. A
+    // pair without `%` or `+` decodes to itself, so it is compared and borrowed as it stands;
+    // only a pair with escapes goes through the standard decoder.
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .find_map(|pair| {
+            let (key, value) = if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_none() {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (Cow::Borrowed(key), Cow::Borrowed(value))
+            } else {
+                url::form_urlencoded::parse(pair.as_bytes()).next()?
+            };
+            (key == name && !value.is_empty()).then_some(value)
+        })
 }
 
 /// Three dot-separated parts of `[A-Za-z0-9_-]`, header and payload non-empty (the signature may
@@ -124,12 +136,30 @@ mod tests {
             "http://h/p?a=b;jwt=semicolon",
             "http://h/p?=jwt&jwt==eq",
             "http://h/p?jwt=x\ty",
+            "http://h/p?&&jwt=after-empty-pairs&",
+            "http://h/p?jwt",
+            "http://h/p?jw%74=escaped-name&jwt=plain",
+            "http://h/p?jwt+=plus-in-name&jwt=plain",
+            "http://h/p?jwt=%E2%82%AC&jwt=plain",
+            "http://h/p?jwt=%FF",
             "http://h/p",
         ];
         for url in urls {
             let scanned = query_jwt(url).map(Cow::into_owned);
             assert_eq!(scanned, parsed_jwt(url), "{url:?}");
         }
+    }
+
+    #[test]
+    fn a_parameter_without_escapes_is_borrowed_and_one_with_escapes_decoded() {
+        let url = format!("http://h/p?a%20b=1&jwt={JWS}&x=y");
+        assert!(matches!(query_jwt(&url), Some(Cow::Borrowed(t)) if t == JWS));
+        let url = "http://h/p?j%77t=a%2Eb&jwt=late";
+        assert_eq!(query_jwt(url).as_deref(), Some("a.b"));
+        assert_eq!(
+            query_param("http://h/p?key=a+b", "key").as_deref(),
+            Some("a b")
+        );
     }
 
     #[test]
