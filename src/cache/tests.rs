@@ -47,6 +47,16 @@ fn start_slow_evaluation(
     (release, first)
 }
 
+/// Asks `c` about (`stream`, `session`, token "t"); a miss evaluates to `ALLOW`, counted in
+/// `runs`. How the answer came.
+async fn ask(c: &DecisionCache, runs: &Arc<AtomicUsize>, stream: &str, session: &str) -> Lookup {
+    c.get_or_evaluate(stream, session, "t", || {
+        Evaluation::Later(counted(runs, ALLOW))
+    })
+    .await
+    .1
+}
+
 /// An evaluation that counts how often it ran and answers `verdict`.
 fn counted(runs: &Arc<AtomicUsize>, verdict: Verdict) -> impl Future<Output = Verdict> + use<> {
     let runs = runs.clone();
@@ -60,11 +70,7 @@ fn counted(runs: &Arc<AtomicUsize>, verdict: Verdict) -> impl Future<Output = Ve
 async fn allow_is_cached_for_allow_ttl() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "vod", "s1").await;
     assert_eq!(l, Lookup::Evaluated);
     tokio::time::advance(Duration::from_secs(599)).await;
     let (v, l) = c
@@ -74,11 +80,7 @@ async fn allow_is_cached_for_allow_ttl() {
         .await;
     assert_eq!((v, l), (ALLOW, Lookup::Hit));
     tokio::time::advance(Duration::from_secs(2)).await;
-    let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "vod", "s1").await;
     assert_eq!(l, Lookup::Evaluated);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
@@ -95,11 +97,7 @@ async fn deny_is_cached_for_deny_ttl_only() {
         .await;
     assert_eq!((v, l), (DENY, Lookup::Hit));
     tokio::time::advance(Duration::from_secs(2)).await;
-    let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "vod", "s1").await;
     assert_eq!(l, Lookup::Evaluated);
 }
 
@@ -107,10 +105,7 @@ async fn deny_is_cached_for_deny_ttl_only() {
 async fn key_is_stream_session_and_token() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("vod", "s1", "t", || {
-        Evaluation::Later(counted(&runs, ALLOW))
-    })
-    .await;
+    ask(&c, &runs, "vod", "s1").await;
     for (stream, session, token) in [("vod", "s1", "u"), ("vod", "s2", "t"), ("vod2", "s1", "t")] {
         let (_, l) = c
             .get_or_evaluate(stream, session, token, || {
@@ -243,28 +238,14 @@ async fn invalidating_a_stream_drops_its_decisions_and_keeps_others() {
     let runs = Arc::new(AtomicUsize::new(0));
     for s in 0..10 {
         let session = format!("s{s}");
-        c.get_or_evaluate("live+a", &session, "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
-        c.get_or_evaluate("live+b", &session, "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+        ask(&c, &runs, "live+a", &session).await;
+        ask(&c, &runs, "live+b", &session).await;
     }
     assert_eq!(c.invalidate_streams(["live+a"]), 10);
     assert_eq!(c.invalidate_streams(["live+a", "never-seen"]), 0);
-    let (_, l) = c
-        .get_or_evaluate("live+a", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "live+a", "s1").await;
     assert_eq!(l, Lookup::Evaluated);
-    let (_, l) = c
-        .get_or_evaluate("live+b", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "live+b", "s1").await;
     assert_eq!(l, Lookup::Hit);
 }
 
@@ -272,26 +253,12 @@ async fn invalidating_a_stream_drops_its_decisions_and_keeps_others() {
 async fn removing_a_session_drops_only_that_session() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("vod", "s1", "t", || {
-        Evaluation::Later(counted(&runs, ALLOW))
-    })
-    .await;
-    c.get_or_evaluate("vod", "s2", "t", || {
-        Evaluation::Later(counted(&runs, ALLOW))
-    })
-    .await;
+    ask(&c, &runs, "vod", "s1").await;
+    ask(&c, &runs, "vod", "s2").await;
     c.remove("vod", "s1", "t");
-    let (_, l) = c
-        .get_or_evaluate("vod", "s1", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "vod", "s1").await;
     assert_eq!(l, Lookup::Evaluated);
-    let (_, l) = c
-        .get_or_evaluate("vod", "s2", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "vod", "s2").await;
     assert_eq!(l, Lookup::Hit);
 }
 
@@ -301,10 +268,7 @@ async fn cache_never_holds_more_than_max_entries() {
     let runs = Arc::new(AtomicUsize::new(0));
     for s in 0..500 {
         let session = format!("s{s}");
-        c.get_or_evaluate("vod", &session, "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+        ask(&c, &runs, "vod", &session).await;
     }
     c.run_pending_tasks();
     assert!(c.entry_count() <= 50, "{} entries", c.entry_count());
@@ -314,12 +278,8 @@ async fn cache_never_holds_more_than_max_entries() {
 async fn known_streams_lists_what_was_seen() {
     let c = cache(100);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("live+a", "s", "t", || {
-        Evaluation::Later(counted(&runs, ALLOW))
-    })
-    .await;
-    c.get_or_evaluate("vod", "s", "t", || Evaluation::Later(counted(&runs, ALLOW)))
-        .await;
+    ask(&c, &runs, "live+a", "s").await;
+    ask(&c, &runs, "vod", "s").await;
     let mut live = c.known_streams(|s| s.starts_with("live+"));
     live.sort();
     assert_eq!(live, ["live+a"]);
@@ -330,16 +290,10 @@ async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
     let mut c = cache(1000);
     Arc::get_mut(&mut c.inner).unwrap().streams = Streams::new(8);
     let runs = Arc::new(AtomicUsize::new(0));
-    c.get_or_evaluate("kept", "s", "t", || {
-        Evaluation::Later(counted(&runs, ALLOW))
-    })
-    .await;
+    ask(&c, &runs, "kept", "s").await;
     for i in 0..20 {
         let stream = format!("gone{i}");
-        c.get_or_evaluate(&stream, "s", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+        ask(&c, &runs, &stream, "s").await;
         c.invalidate_streams([stream.as_str()]);
     }
     assert!(
@@ -348,11 +302,7 @@ async fn streams_without_cached_decisions_are_forgotten_at_the_bound() {
         c.tracked_streams()
     );
     // The stream that still has a cached decision keeps it.
-    let (_, l) = c
-        .get_or_evaluate("kept", "s", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+    let l = ask(&c, &runs, "kept", "s").await;
     assert_eq!(l, Lookup::Hit);
 }
 
@@ -366,10 +316,7 @@ async fn new_stream_names_cost_o1_amortised_however_many_are_tracked() {
     let names = 20_000;
     for i in 0..names {
         let stream = format!("live+{i}");
-        c.get_or_evaluate(&stream, "s", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+        ask(&c, &runs, &stream, "s").await;
     }
     // Every stream keeps its decision, so nothing can be forgotten: the sweeps found nothing to
     // drop, and still visited fewer than 2 names per new name in all (before: ~names² / 2).
@@ -391,10 +338,7 @@ async fn tracked_streams_stay_within_twice_the_streams_with_decisions() {
     let mut most = 0;
     for i in 0..20_000 {
         let stream = format!("live+{i}");
-        c.get_or_evaluate(&stream, "s", "t", || {
-            Evaluation::Later(counted(&runs, ALLOW))
-        })
-        .await;
+        ask(&c, &runs, &stream, "s").await;
         most = most.max(c.tracked_streams());
     }
     // Streams with a cached decision are at most max_entries (the store evicts the rest).
