@@ -14,6 +14,9 @@
 #   invalidation — cached p99 while a 100,000-session stream is invalidated; the re-check storm
 # usher (and the floor) run pinned to SERVER_CPU, the load generators to CLIENT_CPU, so both servers
 # get the same single core and the load generator never competes with them.
+# RESULTS.md (or OUT=FILE) is rewritten whole: this run's report, then bench/NOTES.md, which holds
+# every hand-written section (the paired CPU figures of bench/cpu.sh and bench/ab.sh, analyses):
+# edit those in NOTES.md, never in RESULTS.md. OUT=/tmp/x.md leaves RESULTS.md alone.
 # Everything it starts is stopped on exit; every load loop is bounded in time.
 set -euo pipefail
 
