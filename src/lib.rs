@@ -27,6 +27,8 @@
 //! - [`sessions`]: live sessions (SPEC §9): the table of allowed sessions, cut at token expiry,
 //!   viewer revocations, sessions per viewer.
 //! - [`reason`]: the stable reason codes.
+//! - `slots`, `chunks`: the 8-byte hash-table entry that indexes a slab, and the slab's storage
+//!   that grows without moving (cache, memo, session table).
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
 //! - [`recent`], [`status`]: the last minute of counters and the `usher status` report.
 //! - [`config`], [`setup`], [`cli`], [`serve`], [`telemetry`], [`shutdown`], [`systemd`]: running it.
@@ -34,6 +36,7 @@
 
 pub mod app;
 pub mod cache;
+mod chunks;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -56,6 +59,7 @@ pub mod serve;
 pub mod sessions;
 pub mod setup;
 pub mod shutdown;
+mod slots;
 pub mod spec;
 pub mod state;
 pub mod status;

@@ -1,23 +1,28 @@
-//! The bounded store behind [`super::DecisionCache`] (and the JWT signature memo): sharded LRU maps from a 128-bit key to a
-//! small value, about 130 bytes per entry all told.
+//! The bounded store behind [`super::DecisionCache`] (and the JWT signature memo): sharded LRU
+//! maps from a 128-bit key to a small value, about 100 bytes per entry all told.
 //!
 //! It replaced moka, which spent ~420 bytes per cached decision (its per-entry `Arc`s, deque
 //! nodes, timer-wheel node and frequency sketch) and put 1,000,000 sessions at ~410 MB of RSS.
-//! Here an entry is one slot in a `Vec` (key, list links, value) plus one `u128 → u32` index
-//! entry. A full shard evicts by *second chance* (CLOCK), an approximation of least recently
-//! used: a lookup only marks its entry (a write to the slot it just read), and the insert that
-//! finds the shard full gives each marked entry at the cold end one more round at the hot end,
-//! at most [`SECOND_CHANCES`] of them, then evicts the coldest. A cached answer thus touches no
+//! Here an entry is one 80-byte slot (key, list links, value) in a slab that grows without
+//! moving ([`crate::chunks`]), plus one 8-byte index entry: its slot number and 32 bits of its
+//! key ([`crate::slots`]; the keys are keyed hashes already, so their bits serve as they are).
+//!
+//! A full shard evicts by *second chance* (CLOCK), an approximation of least recently used: a
+//! lookup only marks its entry (a write to the slot it just read), and the insert that finds the
+//! shard full gives each marked entry at the cold end one more round at the hot end, at most
+//! [`SECOND_CHANCES`] of them, then evicts the coldest. A cached answer thus touches no
 //! neighbour's links. Expired entries are dropped when looked up or when they reach the cold end.
 //!
 //! Locks are `std` mutexes held for a few pointer moves, never across an `.await`. The clock is
 //! the caller's (`now`), read once per request by the decision cache.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
+use hashbrown::HashTable;
 use tokio::time::Instant;
+
+use crate::chunks::Chunks;
+use crate::slots::{self, Slot as Indexed};
 
 /// Shards once the cache is big enough for them to matter; a small cache keeps one so that its
 /// bound stays exact.
@@ -30,24 +35,9 @@ const NIL: u32 = MARK - 1;
 /// bounds the work under the lock whatever the lookups did.
 const SECOND_CHANCES: usize = 8;
 
-/// The keys are already keyed hashes: the index uses their low bits as they are.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 ^= n as u64;
-    }
+/// The index's hash of a key: its low 32 bits (the high ones pick the shard).
+fn index_hash(key: u128) -> u64 {
+    slots::spread(key as u32)
 }
 
 struct Slot<V> {
@@ -82,8 +72,8 @@ impl<V> Slot<V> {
 }
 
 struct Shard<V> {
-    index: HashMap<u128, u32, BuildHasherDefault<KeyHasher>>,
-    slots: Vec<Slot<V>>,
+    index: HashTable<Indexed>,
+    slots: Chunks<Slot<V>>,
     free: Vec<u32>,
     /// Most recently used.
     head: u32,
@@ -111,8 +101,8 @@ impl<V: Expiring> Lru<V> {
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    index: HashMap::default(),
-                    slots: Vec::new(),
+                    index: HashTable::new(),
+                    slots: Chunks::default(),
                     free: Vec::new(),
                     head: NIL,
                     tail: NIL,
@@ -139,7 +129,7 @@ impl<V: Expiring> Lru<V> {
         evicted: impl FnOnce(V),
     ) -> Option<R> {
         let mut shard = self.shard(key);
-        let at = *shard.index.get(&key)?;
+        let at = shard.find(key)?;
         let slot = &mut shard.slots[at as usize];
         let value = slot.value.as_ref()?;
         if !value.expired(now) {
@@ -159,7 +149,7 @@ impl<V: Expiring> Lru<V> {
     pub(crate) fn insert(&self, key: u128, value: V, now: Instant) -> Vec<V> {
         let mut shard = self.shard(key);
         let mut gone = Vec::new();
-        if let Some(&at) = shard.index.get(&key) {
+        if let Some(at) = shard.find(key) {
             if let Some(old) = shard.slots[at as usize].value.replace(value) {
                 gone.push(old);
             }
@@ -192,7 +182,7 @@ impl<V: Expiring> Lru<V> {
     /// Removes one key.
     pub(crate) fn remove(&self, key: u128) -> Option<V> {
         let mut shard = self.shard(key);
-        let at = *shard.index.get(&key)?;
+        let at = shard.find(key)?;
         shard.remove_at(at)
     }
 
@@ -218,6 +208,17 @@ impl<V: Expiring> Lru<V> {
 }
 
 impl<V: Expiring> Shard<V> {
+    /// The slot holding `key`.
+    fn find(&self, key: u128) -> Option<u32> {
+        let hash = index_hash(key);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |i| {
+                i.has_hash(hash) && slots.get(i.slot as usize).is_some_and(|s| s.key == key)
+            })
+            .map(|i| i.slot)
+    }
+
     fn tail_expired(&mut self, now: Instant) -> Option<V> {
         let tail = self.tail;
         let expired = tail != NIL
@@ -272,7 +273,12 @@ impl<V: Expiring> Shard<V> {
         }
         self.unlink(at);
         let slot = &mut self.slots[at as usize];
-        self.index.remove(&slot.key);
+        if let Ok(entry) = self
+            .index
+            .find_entry(index_hash(slot.key), |i| i.slot == at)
+        {
+            entry.remove();
+        }
         let value = slot.value.take();
         self.free.push(at);
         value
@@ -296,7 +302,9 @@ impl<V: Expiring> Shard<V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, at);
+        let hash = index_hash(key);
+        self.index
+            .insert_unique(hash, Indexed::new(at, hash), Indexed::hash);
         self.link_front(at);
     }
 }
@@ -377,6 +385,21 @@ mod tests {
         assert_eq!(lru.len(), 1);
         assert_eq!(lru.remove(3).map(|v| v.0), Some(3));
         assert_eq!(lru.len(), 0);
+    }
+
+    #[test]
+    fn keys_that_share_their_index_bits_stay_apart() {
+        let now = Instant::now();
+        let lru = Lru::new(10);
+        let (a, b) = (5u128, 5u128 | (1 << 40)); // the same low 32 bits, the index's hash
+        lru.insert(a, V(1, false), now);
+        lru.insert(b, V(2, false), now);
+        assert_eq!(lru.get(a, now, |v| v.0, |_| ()), Some(1));
+        assert_eq!(lru.get(b, now, |v| v.0, |_| ()), Some(2));
+        assert_eq!(lru.remove(a).map(|v| v.0), Some(1));
+        assert_eq!(lru.get(a, now, |v| v.0, |_| ()), None);
+        assert_eq!(lru.get(b, now, |v| v.0, |_| ()), Some(2));
+        assert_eq!(lru.len(), 1);
     }
 
     #[test]

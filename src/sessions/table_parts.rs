@@ -12,6 +12,8 @@ use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
+use crate::chunks::Chunks;
+
 /// No slot (a session without kid or viewer).
 pub const NONE: u32 = u32::MAX;
 
@@ -94,32 +96,7 @@ const fn nibble(c: u8) -> Option<u8> {
     }
 }
 
-/// A slot number with its key's hash, as a hash table of slots holds it: the table grows by
-/// rehashing without reading the slab (a cache miss per entry at a million sessions).
-#[derive(Debug, Clone, Copy)]
-pub struct Slot {
-    pub slot: u32,
-    hash: u32,
-}
-
-impl Slot {
-    /// `hash` must be a [`Hasher`] hash (its low half is kept: see [`Hasher::spread`]).
-    pub fn new(slot: u32, hash: u64) -> Slot {
-        Slot {
-            slot,
-            hash: hash as u32,
-        }
-    }
-
-    pub fn hash(&self) -> u64 {
-        Hasher::spread(self.hash)
-    }
-
-    /// Whether the key has hash `hash` (a cheap test before reading the slab).
-    pub fn has_hash(&self, hash: u64) -> bool {
-        self.hash == hash as u32
-    }
-}
+pub(crate) use crate::slots::Slot;
 
 /// The table's hash: foldhash keyed with a per-process random seed (and one per table), both
 /// from the operating system's random source (foldhash's own default seeds from the address-space
@@ -142,21 +119,14 @@ impl Hasher {
     pub fn id(&self, id: &IdRef<'_>) -> u64 {
         let mut h = self.0.build_hasher();
         h.write(id.bytes());
-        Hasher::spread(h.finish() as u32)
+        crate::slots::spread(h.finish() as u32)
     }
 
     pub fn viewer(&self, tenant: u32, viewer: &[u8]) -> u64 {
         let mut h = self.0.build_hasher();
         h.write_u32(tenant);
         h.write(viewer);
-        Hasher::spread(h.finish() as u32)
-    }
-
-    /// A 64-bit hash made of 32 kept bits, so a [`Slot`] holds it in 4 bytes: hashbrown picks
-    /// the bucket from the low bits and its 7-bit tag from the top ones, both then from the
-    /// keyed 32 bits (independent bits up to 2^25 buckets, 16 times the default bound's).
-    fn spread(half: u32) -> u64 {
-        (u64::from(half) << 32) | u64::from(half)
+        crate::slots::spread(h.finish() as u32)
     }
 
     pub fn text(&self, text: &str) -> u64 {
@@ -168,14 +138,14 @@ impl Hasher {
 
 /// Numbered slots; a freed slot is reused (the most recently freed first, still in cache).
 pub struct Slab<T> {
-    slots: Vec<Option<T>>,
+    slots: Chunks<Option<T>>,
     free: Vec<u32>,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            slots: Vec::new(),
+            slots: Chunks::default(),
             free: Vec::new(),
         }
     }
