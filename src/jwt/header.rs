@@ -89,6 +89,28 @@ pub(super) fn kid_is_plausible(kid: &str) -> bool {
     kid.len() <= MAX_KID_BYTES && !kid.chars().any(char::is_control)
 }
 
+/// The scalar visits (all but strings) of a visitor to which any such value means the same:
+/// each answers `$value`.
+macro_rules! scalars_answer {
+    ($value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// A whole JSON document: the header when it is an object.
 enum Json<'a> {
     Object(Header<'a>),
@@ -132,22 +154,8 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Checked::drain_seq(seq).map(|_| Json::NotObject)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Json<'de>, E> {
-        Ok(Json::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Json<'de>, E> {
-        Ok(Json::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Json<'de>, E> {
-        Ok(Json::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Json<'de>, E> {
-        Ok(Json::NotObject)
-    }
+    scalars_answer!(Json::NotObject);
     fn visit_str<E>(self, _: &str) -> Result<Json<'de>, E> {
-        Ok(Json::NotObject)
-    }
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
         Ok(Json::NotObject)
     }
 }
@@ -201,21 +209,7 @@ impl<'de> Deserialize<'de> for Field<'de> {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field<'de>, A::Error> {
                 Checked::drain_seq(seq).map(|_| Field::Other)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Field<'de>, E> {
-                Ok(Field::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Field<'de>, E> {
-                Ok(Field::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Field<'de>, E> {
-                Ok(Field::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Field<'de>, E> {
-                Ok(Field::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Field<'de>, E> {
-                Ok(Field::Other)
-            }
+            scalars_answer!(Field::Other);
         }
         d.deserialize_any(FieldVisitor)
     }
@@ -251,22 +245,8 @@ impl<'de> Deserialize<'de> for Checked {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Checked, A::Error> {
                 Checked::drain_seq(seq)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
+            scalars_answer!(Checked);
             fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_unit<E>(self) -> Result<Checked, E> {
                 Ok(Checked)
             }
         }
