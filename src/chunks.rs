@@ -13,21 +13,19 @@ pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 pub(crate) struct Chunks<T> {
     /// Every chunk but the last holds [`CHUNK`] items; none ever reallocates.
     chunks: Vec<Vec<T>>,
-    len: usize,
 }
 
 impl<T> Default for Chunks<T> {
     fn default() -> Self {
-        Chunks {
-            chunks: Vec::new(),
-            len: 0,
-        }
+        Chunks { chunks: Vec::new() }
     }
 }
 
 impl<T> Chunks<T> {
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.chunks
+            .last()
+            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     /// Appends `value`; its index is the old [`len`](Self::len).
@@ -40,7 +38,6 @@ impl<T> Chunks<T> {
                 self.chunks.push(chunk);
             }
         }
-        self.len += 1;
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
