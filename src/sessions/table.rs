@@ -6,11 +6,11 @@
 //! Admission sits on the path of every fresh `USER_NEW` decision and the lookup on every cached
 //! one, so a session costs little: its facts live in one slot of a slab (chunks that never
 //! move, reusing freed slots), found from its id through one hash table of slot numbers; the
-//! deadline set and each viewer's list carry slot numbers. Session ids (64 hex characters from MistServer) are kept as
-//! 32 bytes; stream, tenant and kid strings are shared, counted, between the sessions that carry
-//! them; a viewer's id is kept once, with its sessions, inline when short. Sessions are counted
-//! per viewer (for `max_sessions_per_viewer`) and per tenant and stream (for
-//! `GET /v1/sessions/count`).
+//! deadline set and each viewer's list carry slot numbers. Session ids (64 hex characters from
+//! MistServer) are kept as 32 bytes; stream, tenant and kid strings are shared, counted, between
+//! the sessions that carry them; a viewer's id is kept once, with its sessions, inline when
+//! short. Sessions are counted per viewer (for `max_sessions_per_viewer`) and per tenant and
+//! stream (for `GET /v1/sessions/count`).
 //!
 //! Every hash is keyed with a per-process random seed (foldhash): session ids, stream names and
 //! viewer ids come from viewers, and an unkeyed hash would let them pile their keys on one probe
