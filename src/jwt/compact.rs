@@ -30,12 +30,17 @@ pub(super) fn split(token: &str) -> Result<Parts<'_>, Fail> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(not_a_jws("token is longer than 8 KiB"));
     }
-    let mut it = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (it.next(), it.next(), it.next(), it.next())
-    else {
+    let bytes = token.as_bytes();
+    let mut dots = memchr::memchr_iter(b'.', bytes);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(not_a_jws("token is not three dot-separated parts"));
     };
+    // The dots are ASCII, so every cut falls on a character boundary.
+    let (header, payload, signature) = (
+        &token[..first],
+        &token[first + 1..second],
+        &token[second + 1..],
+    );
     if header.is_empty() || payload.is_empty() {
         return Err(not_a_jws("token has an empty header or payload"));
     }
@@ -63,21 +68,29 @@ pub(super) fn decode(part: &str) -> Result<Vec<u8>, Fail> {
         .map_err(|_| not_a_jws("token part is not unpadded base64url"))
 }
 
-fn b64url_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
+/// Each byte's base64url value, or [`NOT_B64URL`].
+const B64URL_VALUES: [u8; 256] = {
+    let mut table = [NOT_B64URL; 256];
+    let alphabet = URL_SAFE_ALPHABET;
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
+const URL_SAFE_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const NOT_B64URL: u8 = 0x80;
 
 /// Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5), so that every byte
 /// string has exactly one accepted spelling.
 fn is_canonical_b64url(part: &[u8]) -> bool {
-    if !part.iter().all(|c| b64url_value(*c).is_some()) {
+    // One table lookup a byte, no early exit: a token is a few hundred bytes.
+    let seen = part
+        .iter()
+        .fold(0u8, |seen, c| seen | B64URL_VALUES[*c as usize]);
+    if seen & NOT_B64URL != 0 {
         return false;
     }
     let unused_mask = match part.len() % 4 {
@@ -87,8 +100,7 @@ fn is_canonical_b64url(part: &[u8]) -> bool {
         _ => 0b0011,
     };
     part.last()
-        .and_then(|c| b64url_value(*c))
-        .is_some_and(|v| v & unused_mask == 0)
+        .is_some_and(|c| B64URL_VALUES[*c as usize] & unused_mask == 0)
 }
 
 #[cfg(test)]
@@ -107,6 +119,23 @@ mod tests {
         assert!(!is_canonical_b64url(b"Q"));
         assert!(!is_canonical_b64url(b"a+b/"));
         assert!(!is_canonical_b64url(b"ab c"));
+    }
+
+    #[test]
+    fn exactly_the_base64url_alphabet_is_accepted_at_every_byte_value() {
+        for b in 0..=255u8 {
+            let in_alphabet = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            assert_eq!(
+                is_canonical_b64url(&[b'A', b'A', b'A', b]),
+                in_alphabet,
+                "{b:#04x}"
+            );
+            assert_eq!(
+                is_canonical_b64url(&[b, b'A', b'A', b'A']),
+                in_alphabet,
+                "{b:#04x}"
+            );
+        }
     }
 
     #[test]

@@ -34,8 +34,8 @@ fn query_jwt(request_url: &str) -> Option<Cow<'_, str>> {
 /// The first non-empty `name` query parameter of `url`, percent-decoded, found as
 /// [`query_jwt`] finds `jwt` (the push triggers read `jwt` and `key` from push URLs with it).
 pub fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    let url = url.trim_matches(|c: char| c <= ' ');
-    if url.contains(['\t', '\n', '\r']) {
+    let url = trim_controls_and_spaces(url);
+    if memchr::memchr3(b'\t', b'\n', b'\r', url.as_bytes()).is_some() {
         // The URL parser drops these anywhere; they never reach here from a trigger body.
         let cleaned: String = url
             .chars()
@@ -43,8 +43,9 @@ pub fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
             .collect();
         return query_param(&cleaned, name).map(|v| Cow::Owned(v.into_owned()));
     }
-    let before_fragment = url.split('#').next().unwrap_or_default();
-    let (_, query) = before_fragment.split_once('?')?;
+    // Every delimiter is ASCII, so each cut below falls on a character boundary.
+    let before_fragment = memchr::memchr(b'#', url.as_bytes()).map_or(url, |i| &url[..i]);
+    let query = &before_fragment[memchr::memchr(b'?', before_fragment.as_bytes())? + 1..];
     // Pairs split on `&` and at their first `=`, as `application/x-www-form-urlencoded` has it. A
     // pair without `%` or `+` decodes to itself, so it is compared and borrowed as it stands;
     // only a pair with escapes goes through the standard decoder.
@@ -53,13 +54,28 @@ pub fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
         .filter(|pair| !pair.is_empty())
         .find_map(|pair| {
             let (key, value) = if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_none() {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let (key, value) = match memchr::memchr(b'=', pair.as_bytes()) {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, ""),
+                };
                 (Cow::Borrowed(key), Cow::Borrowed(value))
             } else {
                 url::form_urlencoded::parse(pair.as_bytes()).next()?
             };
             (key == name && !value.is_empty()).then_some(value)
         })
+}
+
+/// `url` without leading and trailing C0 controls and spaces (the URL standard's trim). They
+/// are all single bytes below `!`, which no byte of a multi-byte character is.
+fn trim_controls_and_spaces(url: &str) -> &str {
+    let bytes = url.as_bytes();
+    let start = bytes.iter().position(|b| *b > b' ').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b > b' ')
+        .map_or(start, |i| i + 1);
+    url.get(start..end).unwrap_or_default()
 }
 
 /// Three dot-separated parts of `[A-Za-z0-9_-]`, header and payload non-empty (the signature may
@@ -131,6 +147,7 @@ mod tests {
             "http://a?jwt=b@h/p",
             "http://h/p?JWT=upper&jwt=lower",
             "  http://h/p?jwt=padded  ",
+            "\u{0}\u{1f} http://h/p?jwt=controls \u{1}",
             "http://h/p?jwt=caf\u{e9}&x",
             "http://h/p%3Fjwt=escaped-in-path",
             "http://h/p?a=b;jwt=semicolon",

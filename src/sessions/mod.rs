@@ -186,9 +186,10 @@ impl Sessions {
             return out;
         }
         // Tracked already: a re-check, whose decision is now cached under its new key.
+        let session = table.session(session_id);
         let tracked = match decision {
             0 => table.contains(session_id),
-            key => table.set_decision(session_id, key),
+            key => table.set_decision(&session, key),
         };
         if tracked {
             return out;
@@ -250,7 +251,7 @@ impl Sessions {
             (now + keep, false)
         };
         let earliest = table.next_due();
-        table.insert_with(session_id, facts, due, cut, decision);
+        table.insert_session(&session, facts, due, cut, decision);
         drop(table);
         self.changed();
         if earliest.is_none_or(|e| due < e) {

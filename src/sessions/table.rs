@@ -61,6 +61,12 @@ struct Entry {
     decision: [u64; 2],
 }
 
+/// A session id parsed and hashed by [`Table::session`], for several lookups under one lock.
+pub struct SessionRef<'a> {
+    key: IdRef<'a>,
+    hash: u64,
+}
+
 /// One viewer of one tenant and its sessions (slots), in admission order.
 struct Viewer {
     tenant: u32,
@@ -132,10 +138,19 @@ impl Table {
         self.ids.len() >= self.max
     }
 
+    /// Session `id` parsed and hashed once, for the lookups of one admission.
+    pub fn session<'a>(&self, id: &'a str) -> SessionRef<'a> {
+        let key = IdRef::parse(id);
+        SessionRef {
+            hash: self.hasher.id(&key),
+            key,
+        }
+    }
+
     /// Whether session `id` is tracked.
     pub fn contains(&self, id: &str) -> bool {
-        let key = IdRef::parse(id);
-        self.find(&key, self.hasher.id(&key)).is_some()
+        let session = self.session(id);
+        self.find(&session.key, session.hash).is_some()
     }
 
     /// How many sessions the viewer holds in the tenant.
@@ -161,8 +176,20 @@ impl Table {
         cut: bool,
         decision: u128,
     ) -> bool {
-        let key = IdRef::parse(id);
-        let hash = self.hasher.id(&key);
+        let session = self.session(id);
+        self.insert_session(&session, facts, due, cut, decision)
+    }
+
+    /// [`insert_with`](Self::insert_with) for a session [`session`](Self::session) parsed.
+    pub fn insert_session(
+        &mut self,
+        session: &SessionRef<'_>,
+        facts: &Facts<'_>,
+        due: Instant,
+        cut: bool,
+        decision: u128,
+    ) -> bool {
+        let (key, hash) = (session.key, session.hash);
         if self.find(&key, hash).is_some() || self.is_full() {
             return false;
         }
@@ -202,9 +229,8 @@ impl Table {
 
     /// Remembers a new key for a tracked session's cached decision (a re-check after its stream
     /// was invalidated caches it under a new key); whether the session is tracked.
-    pub fn set_decision(&mut self, id: &str, decision: u128) -> bool {
-        let key = IdRef::parse(id);
-        let Some(slot) = self.find(&key, self.hasher.id(&key)) else {
+    pub fn set_decision(&mut self, session: &SessionRef<'_>, decision: u128) -> bool {
+        let Some(slot) = self.find(&session.key, session.hash) else {
             return false;
         };
         self.entries
