@@ -24,20 +24,13 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 cargo build --release --examples 2>&1 | tail -1 >&2
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 EX=$TARGET/release/examples
-W=$(mktemp -d /tmp/usher-ab.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_work ab
+W=$WORK
 
 "$EX/bench_tokens" "$W/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
 head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 start() { # name what extra-config -> sets PID_<name>, URL_<name>
     local p c
     p=$(free_port); c=$(free_port)
@@ -45,20 +38,7 @@ start() { # name what extra-config -> sets PID_<name>, URL_<name>
         floor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
         vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$W/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
         *)
-            cat >"$W/$1.toml" <<EOT
-[trigger]
-listen = "127.0.0.1:$p"
-[control]
-listen = "127.0.0.1:$c"
-[state]
-dir = "$W/state-$1"
-[mist]
-api_url = "http://127.0.0.1:9/api2"
-[log]
-level = "warn"
-$(bench_tenant "$W/keys/k1.pub.pem")
-$3
-EOT
+            { bench_config "$p" "$c" "$W/state-$1" warn "$W/keys/k1.pub.pem"; echo "$3"; } >"$W/$1.toml"
             taskset -c 0 timeout 1800 "$2" serve --config "$W/$1.toml" >/dev/null 2>"$W/$1.log" &
             ;;
     esac

@@ -44,15 +44,9 @@ SESSIONS_FILL=${SESSIONS_FILL:-1000000}
 OUT=${OUT:-}
 FLEET=${FLEET:-0}
 
-WORK=$(mktemp -d /tmp/usher-cpu.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_work cpu
 
 log() { printf '[cpu %s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -66,8 +60,6 @@ SERVER_BIN=${BENCH_USHER_BIN:-$BIN/usher}
 VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
 CLK_TCK=$(getconf CLK_TCK)
 
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 BENCH_LOG=$WORK/usher.log
 
 # One wrk run against a server process; prints "US_PER_REQ REQUESTS RPS BAD".
@@ -154,18 +146,9 @@ if [ "$FLEET" = 1 ]; then
     FLEET_SECTION=$(printf '[fleet]\nnats_urls = ["nats://127.0.0.1:%s"]\nnode_id = "bench"\n' "$P_NATS")
 fi
 write_config() { # phase [extra config]
-    cat >"$WORK/usher.toml" <<EOF
-[trigger]
-listen = "127.0.0.1:$P_TRIG"
-[control]
-listen = "127.0.0.1:$P_CTL"
-[state]
-dir = "$WORK/state-$1"
-[mist]
-api_url = "http://127.0.0.1:9/api2"
-[log]
-level = "$LOG_LEVEL"
-$(bench_tenant "$WORK/keys/k1.pub.pem")
+    {
+        bench_config "$P_TRIG" "$P_CTL" "$WORK/state-$1" "$LOG_LEVEL" "$WORK/keys/k1.pub.pem"
+        cat <<EOF
 [[policies]]
 object = "names"
 tenant = "t1"
@@ -178,6 +161,7 @@ cut_at_exp = true
 ${2:-}
 $FLEET_SECTION
 EOF
+    } >"$WORK/usher.toml"
 }
 USHER_PID=
 start_usher() { # phase [extra config]

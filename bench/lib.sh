@@ -1,5 +1,8 @@
 # Shell helpers every bench script shares; sourced, never run. Loopback only.
 #
+#   bench_work NAME      a fresh $WORK (/tmp/usher-NAME.XXXXXX) and an empty PIDS; on exit every
+#                        process in PIDS is stopped and reaped and $WORK removed (KEEP_WORK=1
+#                        keeps it)
 #   free_port            a free TCP port below the ephemeral range
 #   wait_port HOST PORT  waits (up to WAIT_PORT_TRIES × 0.05 s, default 20 s) until something
 #                        listens; else says so, shows the tail of $BENCH_LOG if set, and exits 1
@@ -7,6 +10,9 @@
 #   ticks PID            the process's CPU time so far (utime + stime, in clock ticks)
 #   bench_tenant PEM     usher config: tenant t1, its ES256 key k1 (public key file PEM) and the
 #                        `jwt` policy on object `bench` that every benchmark token is signed for
+#   bench_config TRIGGER_PORT CONTROL_PORT STATE_DIR LOG_LEVEL PEM
+#                        a whole usher config on loopback: those ports and state directory,
+#                        MistServer's API where nothing listens, and bench_tenant PEM
 
 free_port() {
     local p
@@ -44,4 +50,33 @@ object = "bench"
 tenant = "t1"
 type = "jwt"
 EOT
+}
+
+bench_config() { # trigger-port control-port state-dir log-level public-key-file
+    cat <<EOT
+[trigger]
+listen = "127.0.0.1:$1"
+[control]
+listen = "127.0.0.1:$2"
+[state]
+dir = "$3"
+[mist]
+api_url = "http://127.0.0.1:9/api2"
+[log]
+level = "$4"
+$(bench_tenant "$5")
+EOT
+}
+
+bench_work() { # name
+    WORK=$(mktemp -d "/tmp/usher-$1.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }

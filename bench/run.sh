@@ -33,15 +33,9 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-$ROOT/bench/RESULTS.md}
 CONTROL_TOKEN=bench-control-token
 
-WORK=$(mktemp -d /tmp/usher-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_work bench
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -62,8 +56,6 @@ VERIFY_BIN=$(ls -t "$ROOT"/target/release/deps/verify-* | grep -v '\.d$' | head 
 on_server() { taskset -c "$SERVER_CPU" "$@"; }
 on_client() { taskset -c "$CLIENT_CPU" "$@"; }
 
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 BENCH_LOG=$WORK/usher.log
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by callgrind: the same figure for the same build on any day,
+# whatever the shared machine's steal time and clock do (bench/ab.sh's CPU times move by ±2
+# points from one hour to the next). It counts work, not time: cache misses, page faults and
+# the kernel are not in it, so it complements bench/cpu.sh and never replaces it.
+#
+#   bench/instructions.sh [USHER_BIN]     (default target/release/usher; RUN_S=20 per server)
+#
+# Four servers, one after the other, each under valgrind with instrumentation switched on only
+# while wrk drives it (1 thread, 4 kept-alive connections, bench/trigger.lua): the floor and
+# usher answering 1000 cached sessions, then the verify floor and usher answering a token never
+# seen before on every request. Prints, per request, all instructions, those outside aws-lc (the
+# ECDSA verify and the SHA-256 of the signing input are aws-lc's in both) and, of those, the ones
+# in the `sha2` crate, and usher's excess over its floor.
+#
+# Under valgrind, CPU features it does not emulate are off: aws-lc takes its non-ADX P-256 path
+# (in both servers alike) and the `sha2` crate, which hashes the whole token for usher's
+# signature memo, its portable code (~13,700 instructions a token where SHA-NI needs ~1,000).
+# Loopback only; everything started is stopped on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+USHER=${1:-$ROOT/target/release/usher}
+RUN_S=${RUN_S:-20}
+for tool in valgrind callgrind_control callgrind_annotate wrk; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install valgrind wrk)" >&2; exit 1; }
+done
+cargo build --release --bin usher --examples 2>&1 | tail -1 >&2
+EX=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_work instr
+W=$WORK
+
+"$EX/bench_tokens" "$W/keys" 60000 2 >/dev/null
+head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
+
+drive() { # port duration out mode...
+    local port=$1 secs=$2 out=$3
+    shift 3
+    timeout $((secs + 60)) wrk -t1 -c4 -d"${secs}s" --timeout 20s -s "$ROOT/bench/trigger.lua" \
+        "http://127.0.0.1:$port/trigger" -- "$@" >"$out" 2>&1 || true
+}
+
+measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all outside-aws-lc sha2"
+    local p c out=$W/cg.$1.$2
+    p=$(free_port); c=$(free_port)
+    local vg=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
+    case $1 in
+        floor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 2>"$W/vg.log" & ;;
+        vfloor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 "$W/keys/k1.pub.pem" 2>"$W/vg.log" & ;;
+        usher)
+            bench_config "$p" "$c" "$W/state-$2" warn "$W/keys/k1.pub.pem" >"$W/u.toml"
+            "${vg[@]}" "$USHER" serve --config "$W/u.toml" >/dev/null 2>"$W/vg.log" &
+            ;;
+    esac
+    PID=$!
+    PIDS+=("$PID")
+    WAIT_PORT_TRIES=2400 BENCH_LOG=$W/vg.log wait_port 127.0.0.1 "$p"
+    local args
+    if [ "$2" = cached ]; then
+        args=(cached keep bench 1 "$W/cached.txt" 1000)
+        drive "$p" 8 /dev/null "${args[@]}"
+    else
+        args=(fresh keep bench 1 "$W/keys/tokens_1.txt" 0 1)
+        drive "$p" 4 /dev/null fresh keep bench 1 "$W/keys/tokens_0.txt" 0 0
+    fi
+    callgrind_control -i on "$PID" >/dev/null 2>&1
+    drive "$p" "$RUN_S" "$W/wrk.out" "${args[@]}"
+    callgrind_control -i off "$PID" >/dev/null 2>&1
+    callgrind_control -d "$PID" >/dev/null 2>&1
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    local n bad
+    n=$(awk '/^REQUESTS /{print $2}' "$W/wrk.out")
+    bad=$(awk '/^(NOT_TRUE|WRAPPED|ERRORS) /{b+=$2} END {print b+0}' "$W/wrk.out")
+    [ "${n:-0}" -gt 0 ] && [ "$bad" = 0 ] || { echo "$1 $2: $n requests, $bad bad" >&2; exit 1; }
+    # The dump made while instrumentation was on is the largest file.
+    local dump
+    dump=$(ls -S "$out"* | head -1)
+    callgrind_annotate --auto=no --threshold=100 "$dump" 2>/dev/null | awk -v n="$n" '
+        /PROGRAM TOTALS/ && !total { gsub(",", "", $1); total = $1; next }
+        /^ *[0-9,]+ \( *[0-9.]+%\) / {
+            v = $1; gsub(",", "", v)
+            if ($0 ~ /aws-lc|aws_lc/) lc += v; else if ($0 ~ /\/sha2-[0-9]|:sha2::/) sha += v
+        }
+        END { printf "%d %.0f %.0f %.0f\n", n, total / n, (total - lc) / n, sha / n }'
+}
+
+echo "usher: $USHER ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $RUN_S s a server, $(date -u '+%F %H:%M UTC')"
+printf '| %-14s | %9s | %12s | %16s | %16s |\n' "server, answer" requests "instr./req" "outside aws-lc" "of which sha2"
+printf '|%s|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------" "------------------"
+declare -A ALL OUT SHA
+for run in "floor cached" "usher cached" "vfloor fresh" "usher fresh"; do
+    read -r n all outside sha <<<"$(measure $run)"
+    ALL[$run]=$all; OUT[$run]=$outside; SHA[$run]=$sha
+    printf '| %-14s | %9s | %12s | %16s | %16s |\n' "$run" "$n" "$all" "$outside" "$sha"
+done
+excess() { awk -v u="$1" -v f="$2" 'BEGIN {printf "%+d (%+.1f %%)", u - f, (u - f) * 100 / f}'; }
+echo
+echo "usher cached vs floor:        $(excess "${ALL[usher cached]}" "${ALL[floor cached]}") instructions a request"
+echo "usher fresh vs verify floor:  $(excess "${ALL[usher fresh]}" "${ALL[vfloor fresh]}") instructions a request"
+echo "  of which outside aws-lc:    $(excess "${OUT[usher fresh]}" "${OUT[vfloor fresh]}") (the excess is usher's own work)"
+echo "  without sha2 (the memo's SHA-256: portable code under valgrind, SHA-NI natively):"
+echo "                              $(excess "$((ALL[usher fresh] - SHA[usher fresh]))" "${ALL[vfloor fresh]}")"
