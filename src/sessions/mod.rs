@@ -188,7 +188,7 @@ impl Sessions {
         // Tracked already: a re-check, whose decision is now cached under its new key.
         let session = table.session(session_id);
         let tracked = match decision {
-            0 => table.contains(session_id),
+            0 => table.tracks(&session),
             key => table.set_decision(&session, key),
         };
         if tracked {

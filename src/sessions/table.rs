@@ -149,7 +149,11 @@ impl Table {
 
     /// Whether session `id` is tracked.
     pub fn contains(&self, id: &str) -> bool {
-        let session = self.session(id);
+        self.tracks(&self.session(id))
+    }
+
+    /// [`contains`](Self::contains) for a session [`session`](Self::session) parsed.
+    pub fn tracks(&self, session: &SessionRef<'_>) -> bool {
         self.find(&session.key, session.hash).is_some()
     }
 
