@@ -27,19 +27,18 @@ EX=$TARGET/release/examples
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 bench_work ab
-W=$WORK
 
-"$EX/bench_tokens" "$W/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
-head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
+"$EX/bench_tokens" "$WORK/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
+head -n 1000 "$WORK/keys/tokens_0.txt" >"$WORK/cached.txt"
 start() { # name what extra-config -> sets PID_<name>, URL_<name>
     local p c
     p=$(free_port); c=$(free_port)
     case $2 in
         floor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
-        vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$W/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
+        vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$WORK/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
         *)
-            { bench_config "$p" "$c" "$W/state-$1" warn "$W/keys/k1.pub.pem"; echo "$3"; } >"$W/$1.toml"
-            taskset -c 0 timeout 1800 "$2" serve --config "$W/$1.toml" >/dev/null 2>"$W/$1.log" &
+            { bench_config "$p" "$c" "$WORK/state-$1" warn "$WORK/keys/k1.pub.pem"; echo "$3"; } >"$WORK/$1.toml"
+            taskset -c 0 timeout 1800 "$2" serve --config "$WORK/$1.toml" >/dev/null 2>"$WORK/$1.log" &
             ;;
     esac
     local pid=$!
@@ -54,8 +53,8 @@ start a "$A" "${EXTRA_A:-}"
 start b "$B" "${EXTRA_B:-}"
 hz=$(getconf CLK_TCK)
 args() { # round
-    if [ "$MODE" = cached ]; then echo "cached $CONN bench 1 $W/cached.txt 1000"
-    else echo "fresh $CONN bench 1 $W/keys/tokens_$1.txt 0 $1"; fi
+    if [ "$MODE" = cached ]; then echo "cached $CONN bench 1 $WORK/cached.txt 1000"
+    else echo "fresh $CONN bench 1 $WORK/keys/tokens_$1.txt 0 $1"; fi
 }
 drive() { # url round out
     # shellcheck disable=SC2046
@@ -67,23 +66,23 @@ per_req() { # ticks file
         END {printf "%.2f %.0f %d", (n > 0) ? t / hz * 1e6 / n : 0, r, b}' "$2"
 }
 if [ "$MODE" = cached ]; then drive "$URL_a" 0 /dev/null; drive "$URL_b" 0 /dev/null; fi
-: >"$W/ratios"
+: >"$WORK/ratios"
 for r in $(seq 1 "$ROUNDS"); do
     a0=$(ticks "$PID_a"); b0=$(ticks "$PID_b")
     if [ "${SEQUENTIAL:-0}" = 1 ]; then
-        if [ $((r % 2)) = 1 ]; then drive "$URL_a" "$r" "$W/a.out"; drive "$URL_b" $((r + ROUNDS)) "$W/b.out"
-        else drive "$URL_b" $((r + ROUNDS)) "$W/b.out"; drive "$URL_a" "$r" "$W/a.out"; fi
+        if [ $((r % 2)) = 1 ]; then drive "$URL_a" "$r" "$WORK/a.out"; drive "$URL_b" $((r + ROUNDS)) "$WORK/b.out"
+        else drive "$URL_b" $((r + ROUNDS)) "$WORK/b.out"; drive "$URL_a" "$r" "$WORK/a.out"; fi
     else
-        drive "$URL_a" "$r" "$W/a.out" &
+        drive "$URL_a" "$r" "$WORK/a.out" &
         da=$!
-        drive "$URL_b" $((r + ROUNDS)) "$W/b.out" &
+        drive "$URL_b" $((r + ROUNDS)) "$WORK/b.out" &
         db=$!
         wait "$da" "$db"
     fi
     a1=$(ticks "$PID_a"); b1=$(ticks "$PID_b")
-    x=$(per_req $((a1 - a0)) "$W/a.out"); y=$(per_req $((b1 - b0)) "$W/b.out")
+    x=$(per_req $((a1 - a0)) "$WORK/a.out"); y=$(per_req $((b1 - b0)) "$WORK/b.out")
     ratio=$(awk -v a="${x%% *}" -v b="${y%% *}" 'BEGIN {printf "%.4f", (a > 0) ? b / a : 0}')
     echo "round $r: A µs/req req/s bad: $x | B: $y | B/A $ratio"
-    echo "$ratio" >>"$W/ratios"
+    echo "$ratio" >>"$WORK/ratios"
 done
-echo "median B/A over $ROUNDS rounds: $(sort -g "$W/ratios" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+echo "median B/A over $ROUNDS rounds: $(sort -g "$WORK/ratios" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"

@@ -31,10 +31,9 @@ EX=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 bench_work instr
-W=$WORK
 
-"$EX/bench_tokens" "$W/keys" 60000 2 >/dev/null
-head -n 1000 "$W/keys/tokens_0.txt" >"$W/cached.txt"
+"$EX/bench_tokens" "$WORK/keys" 60000 2 >/dev/null
+head -n 1000 "$WORK/keys/tokens_0.txt" >"$WORK/cached.txt"
 
 drive() { # port duration out mode...
     local port=$1 secs=$2 out=$3
@@ -44,37 +43,37 @@ drive() { # port duration out mode...
 }
 
 measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all outside-aws-lc sha2"
-    local p c out=$W/cg.$1.$2
+    local p c out=$WORK/cg.$1.$2
     p=$(free_port); c=$(free_port)
     local vg=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
     case $1 in
-        floor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 2>"$W/vg.log" & ;;
-        vfloor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 "$W/keys/k1.pub.pem" 2>"$W/vg.log" & ;;
+        floor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 2>"$WORK/vg.log" & ;;
+        vfloor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 "$WORK/keys/k1.pub.pem" 2>"$WORK/vg.log" & ;;
         usher)
-            bench_config "$p" "$c" "$W/state-$2" warn "$W/keys/k1.pub.pem" >"$W/u.toml"
-            "${vg[@]}" "$USHER" serve --config "$W/u.toml" >/dev/null 2>"$W/vg.log" &
+            bench_config "$p" "$c" "$WORK/state-$2" warn "$WORK/keys/k1.pub.pem" >"$WORK/u.toml"
+            "${vg[@]}" "$USHER" serve --config "$WORK/u.toml" >/dev/null 2>"$WORK/vg.log" &
             ;;
     esac
-    PID=$!
+    local PID=$!
     PIDS+=("$PID")
-    WAIT_PORT_TRIES=2400 BENCH_LOG=$W/vg.log wait_port 127.0.0.1 "$p"
+    WAIT_PORT_TRIES=2400 BENCH_LOG=$WORK/vg.log wait_port 127.0.0.1 "$p"
     local args
     if [ "$2" = cached ]; then
-        args=(cached keep bench 1 "$W/cached.txt" 1000)
+        args=(cached keep bench 1 "$WORK/cached.txt" 1000)
         drive "$p" 8 /dev/null "${args[@]}"
     else
-        args=(fresh keep bench 1 "$W/keys/tokens_1.txt" 0 1)
-        drive "$p" 4 /dev/null fresh keep bench 1 "$W/keys/tokens_0.txt" 0 0
+        args=(fresh keep bench 1 "$WORK/keys/tokens_1.txt" 0 1)
+        drive "$p" 4 /dev/null fresh keep bench 1 "$WORK/keys/tokens_0.txt" 0 0
     fi
     callgrind_control -i on "$PID" >/dev/null 2>&1
-    drive "$p" "$RUN_S" "$W/wrk.out" "${args[@]}"
+    drive "$p" "$RUN_S" "$WORK/wrk.out" "${args[@]}"
     callgrind_control -i off "$PID" >/dev/null 2>&1
     callgrind_control -d "$PID" >/dev/null 2>&1
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
     local n bad
-    n=$(awk '/^REQUESTS /{print $2}' "$W/wrk.out")
-    bad=$(awk '/^(NOT_TRUE|WRAPPED|ERRORS) /{b+=$2} END {print b+0}' "$W/wrk.out")
+    n=$(awk '/^REQUESTS /{print $2}' "$WORK/wrk.out")
+    bad=$(awk '/^(NOT_TRUE|WRAPPED|ERRORS) /{b+=$2} END {print b+0}' "$WORK/wrk.out")
     [ "${n:-0}" -gt 0 ] && [ "$bad" = 0 ] || { echo "$1 $2: $n requests, $bad bad" >&2; exit 1; }
     # The dump made while instrumentation was on is the largest file.
     local dump
