@@ -1,7 +1,9 @@
 //! The bounded table of live sessions (SPEC §9), kept pure: no clock, no I/O, no lock. Every
 //! session has one deadline — its cut at token expiry, or the moment it is forgotten by age — in
 //! one ordered set, so the earliest is found in O(1) and each insert or removal costs O(log n)
-//! whatever the number of pending deadlines.
+//! whatever the number of pending deadlines. Deadlines are kept to about a millisecond, rounded
+//! up (a session is cut at most that late, never early), so sessions admitted with the same token
+//! expiry go into the set at one end, in admission order, not each at a random place.
 //!
 //! Admission sits on the path of every fresh `USER_NEW` decision and the lookup on every cached
 //! one, so a session costs little: its facts live in one slot of a slab (chunks that never
@@ -209,7 +211,7 @@ impl Table {
             .viewer
             .map_or(NONE, |v| self.viewer_push(tenant, v, slot));
         *self.streams.entry((tenant, stream)).or_default() += 1;
-        let due = self.clock.key(due);
+        let due = self.clock.deadline(due);
         self.deadlines.insert((due, seq), slot);
         let entry = Entry {
             id: key.to_owned(),

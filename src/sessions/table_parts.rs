@@ -317,6 +317,8 @@ pub struct Clock {
 }
 
 const MIDDLE: u64 = 1 << 63;
+/// The grain of deadlines: 2^20 ns, about a millisecond (see [`Clock::deadline`]).
+pub const GRAIN: u64 = 1 << 20;
 
 impl Clock {
     pub fn new() -> Clock {
@@ -331,6 +333,17 @@ impl Clock {
             Some(after) => MIDDLE.saturating_add(nanos(after)),
             None => MIDDLE.saturating_sub(nanos(self.base.duration_since(at))),
         }
+    }
+
+    /// The key of a deadline at `at`: [`key`](Self::key) rounded up to a multiple of [`GRAIN`],
+    /// so a deadline acts up to a millisecond late and never early. A deadline is computed from
+    /// two clock readings taken a request's processing time apart, so sessions admitted one after
+    /// another with the same token expiry would otherwise get deadlines a few microseconds apart
+    /// in no order, and each insert would land at a random place in the deadline set; rounded,
+    /// they share one key and go in at its end, in admission order.
+    pub fn deadline(&self, at: Instant) -> u64 {
+        let key = self.key(at);
+        key.checked_add(GRAIN - 1).map_or(key, |k| k & !(GRAIN - 1))
     }
 
     /// The instant of `key` (back from [`key`](Self::key): the same instant).

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use parts::Clock;
+use parts::{Clock, GRAIN};
 
 fn facts<'a>(stream: &'a str, viewer: Option<&'a str>) -> Facts<'a> {
     Facts {
@@ -16,6 +16,11 @@ fn facts<'a>(stream: &'a str, viewer: Option<&'a str>) -> Facts<'a> {
 
 fn id(n: u32) -> String {
     format!("{n:064x}")
+}
+
+/// The instant a deadline set for `at` acts at: `at` rounded up to the table's grain.
+fn acts(t: &Table, at: Instant) -> Instant {
+    t.clock.at(t.clock.deadline(at))
 }
 
 #[test]
@@ -81,21 +86,22 @@ fn deadlines_come_due_earliest_first_and_only_cuts_are_ended() {
         now + Duration::from_secs(9),
         true,
     );
-    assert_eq!(t.next_due(), Some(now + Duration::from_secs(1)));
-    let due = t.take_due(now + Duration::from_secs(5), 100);
+    assert_eq!(t.next_due(), Some(acts(&t, now + Duration::from_secs(1))));
+    let due = t.take_due(acts(&t, now + Duration::from_secs(5)), 100);
     assert_eq!(due.cut, vec![id(1)]);
     assert_eq!(due.forgotten, 1);
-    assert_eq!(t.next_due(), Some(now + Duration::from_secs(9)));
+    assert_eq!(t.next_due(), Some(acts(&t, now + Duration::from_secs(9))));
     assert_eq!(t.len(), 1);
 }
 
 #[test]
 fn ids_that_are_not_hex_are_kept_as_given() {
     let mut t = Table::new(10);
-    t.insert("Custom-ID", &facts("s", None), Instant::now(), true);
+    let at = Instant::now();
+    t.insert("Custom-ID", &facts("s", None), at, true);
     assert!(t.contains("Custom-ID"));
     assert_eq!(
-        t.take_due(Instant::now(), 10).cut,
+        t.take_due(acts(&t, at), 10).cut,
         vec!["Custom-ID".to_string()]
     );
 }
@@ -123,11 +129,11 @@ fn a_freed_slot_is_reused_and_the_old_deadline_never_acts_on_its_new_session() {
     assert!(t.remove(&id(1)));
     assert!(t.insert(&id(2), &facts("s", Some("w")), later, true));
     assert_eq!(t.entries.next_slot(), 1, "slot 0 was reused");
-    assert_eq!(t.next_due(), Some(later));
+    assert_eq!(t.next_due(), Some(acts(&t, later)));
     assert_eq!(t.take_due(soon, 10), Due::default());
     assert!(t.contains(&id(2)));
     assert!(!t.contains(&id(1)));
-    assert_eq!(t.take_due(later, 10).cut, vec![id(2)]);
+    assert_eq!(t.take_due(acts(&t, later), 10).cut, vec![id(2)]);
     assert!(t.is_empty());
 }
 
@@ -141,7 +147,7 @@ fn a_stale_deadline_is_dropped_without_touching_the_session_in_its_slot() {
     t.deadlines.insert((t.clock.key(now), 0), 0);
     assert_eq!(t.take_due(now, 10), Due::default());
     assert!(t.contains(&id(1)));
-    assert_eq!(t.next_due(), Some(later));
+    assert_eq!(t.next_due(), Some(acts(&t, later)));
 }
 
 #[test]
@@ -209,7 +215,7 @@ fn upper_case_and_short_ids_are_not_packed_and_never_match_a_packed_one() {
     assert!(!t.contains(&lower));
     assert!(t.insert(&lower, &facts("s", None), at, true));
     assert!(!t.contains("ab") && t.contains(&upper) && t.contains(&lower));
-    let mut cut = t.take_due(at, 10).cut;
+    let mut cut = t.take_due(acts(&t, at), 10).cut;
     cut.sort();
     assert_eq!(cut, vec![upper, lower]);
 }
@@ -257,6 +263,61 @@ fn deadline_keys_keep_the_order_of_instants_and_give_them_back_exactly() {
     for at in times {
         assert_eq!(clock.at(clock.key(at)), at);
     }
+}
+
+#[test]
+fn a_deadline_acts_at_most_a_grain_late_and_never_early() {
+    let clock = Clock::new();
+    let now = Instant::now();
+    let grain = Duration::from_nanos(GRAIN);
+    for offset in [
+        0,
+        1,
+        999,
+        GRAIN - 1,
+        GRAIN,
+        GRAIN + 1,
+        5 * GRAIN + 7,
+        1_000_000_007,
+    ] {
+        for at in [
+            now + Duration::from_nanos(offset),
+            now - Duration::from_nanos(offset),
+        ] {
+            let acts = clock.at(clock.deadline(at));
+            assert!(
+                acts >= at && acts - at < grain,
+                "{offset} ns: {:?}",
+                acts - at
+            );
+        }
+    }
+}
+
+#[test]
+fn sessions_whose_deadlines_share_a_grain_are_cut_in_admission_order() {
+    let mut t = Table::new(10);
+    let grid = acts(&t, Instant::now() + Duration::from_secs(1));
+    // The later session got the earlier instant, as when the first request spent longer
+    // between its two clock readings: both fall in the grain that ends at `grid`.
+    t.insert(
+        &id(1),
+        &facts("s", None),
+        grid - Duration::from_micros(1),
+        true,
+    );
+    t.insert(
+        &id(2),
+        &facts("s", None),
+        grid - Duration::from_micros(3),
+        true,
+    );
+    assert_eq!(t.next_due(), Some(grid));
+    assert_eq!(
+        t.take_due(grid - Duration::from_nanos(1), 10),
+        Due::default()
+    );
+    assert_eq!(t.take_due(grid, 10).cut, vec![id(1), id(2)]);
 }
 
 #[test]
