@@ -356,7 +356,8 @@ storms: close \`$STORM_CLOSE\`, keep \`$STORM_KEEP\`.
 The webhook is plain \`http://127.0.0.2:PORT/hook\`, reachable only because the benchmark's config
 sets \`[outbound] allow_cidrs = ["127.0.0.2/32"]\` and \`allow_http = true\` (lab settings; production
 webhooks are https). The re-check storm replays the 6-line bodies MistServer sends after
-\`invalidate_sessions\`, with the same tokens, so the signature memo answers for the verify.
+\`invalidate_sessions\`, with the same tokens: each decision cached before the invalidation says
+which key its token verified with, so no re-check runs the ECDSA verify again.
 EOF
 # Why the misses are misses: bounds computed from this run's own figures.
 LITTLE_FRESH=$(awk -v c="$CONNS" -v r="${FRESH_CLOSE[0]}" 'BEGIN { printf "%.2f", c / r * 1000 }')

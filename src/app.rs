@@ -164,7 +164,7 @@ impl App {
     ) -> (Verdict, Lookup) {
         let (stream, session, token) = (request.stream, request.session_id, request.token);
         self.cache
-            .get_or_evaluate_keyed(stream, session, token, now, |k| {
+            .get_or_evaluate_keyed(stream, session, token, now, |k, verified| {
                 let _ = key.set(k);
                 // Loaded only now, after the cache read the stream's generation: a change swaps
                 // the snapshot before it bumps generations, so a decision cached under the new
@@ -181,10 +181,12 @@ impl App {
                 let entry = snapshot.resolve(request.stream);
                 let decided = span.in_scope(|| {
                     self.evaluator
-                        .decide_now(&snapshot, entry, request, Mode::Live)
+                        .decide_now(&snapshot, entry, request, Mode::Live, verified)
                 });
                 if let Some(d) = decided {
-                    return Evaluation::Now(conclude(&self.enforcer, entry, request, d, &span, k));
+                    let signed_by = d.signed_by;
+                    let verdict = conclude(&self.enforcer, entry, request, d, &span, k);
+                    return Evaluation::Now(verdict, signed_by);
                 }
                 let entry = entry.clone();
                 let evaluator = self.evaluator.clone();

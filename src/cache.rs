@@ -14,6 +14,13 @@
 //! a trigger (same session, same token) joins the evaluation already running even when the first
 //! attempt's connection has gone away.
 //!
+//! A decision made by a token whose signature verified keeps the [serial](crate::keys::VerifyingKey::serial)
+//! of the key that verified it. After an invalidation MistServer asks again for every viewer of
+//! the stream, with the same session and token; the decision made under the stream's previous
+//! generation, while the store still holds it, hands that serial to the new evaluation, which
+//! then skips the ECDSA verify if the token names the same key (every other check runs again).
+//! A re-check storm so costs no verify per viewer, and an admission pays nothing for it.
+//!
 //! No lock here is ever held across an `.await`: each guard lives inside a block that ends first.
 
 use std::collections::HashMap;
@@ -66,7 +73,8 @@ impl Lookup {
 /// What an evaluation hands the cache: the verdict, made at once, or the future that makes it (run
 /// in a task of its own, which retries of the same trigger join).
 pub enum Evaluation<F> {
-    Now(Verdict),
+    /// The verdict, with the serial of the key the token's signature verified with, if it did.
+    Now(Verdict, Option<u64>),
     Later(F),
 }
 
@@ -96,6 +104,8 @@ struct Entry {
     stream: Arc<StreamState>,
     /// The stream generation the decision was made under.
     generation: u64,
+    /// The serial of the key the token's signature verified with; 0 for none.
+    signed_by: u64,
 }
 
 impl lru::Expiring for Entry {
@@ -165,7 +175,7 @@ impl DecisionCache {
         E: FnOnce() -> Evaluation<F>,
         F: Future<Output = Verdict> + Send + 'static,
     {
-        self.get_or_evaluate_keyed(stream, session_id, token, Instant::now(), |_| evaluate())
+        self.get_or_evaluate_keyed(stream, session_id, token, Instant::now(), |_, _| evaluate())
             .await
     }
 
@@ -174,7 +184,8 @@ impl DecisionCache {
     /// on a miss, and only after the stream's generation was read — so a caller that loads its
     /// policy snapshot inside `evaluate` never caches an old policy's answer under a new
     /// generation), which is handed the key the decision will be cached under (to
-    /// [`forget`](Self::forget) it later). A verdict made at once is stored and answered; a future
+    /// [`forget`](Self::forget) it later) and, when this session's token was decided under the
+    /// stream's previous generation, the serial of the key its signature verified with then. A verdict made at once is stored and answered; a future
     /// runs at most once at a time per key, in a task of its own. A panicking evaluation answers
     /// `internal-error`.
     pub async fn get_or_evaluate_keyed<E, F>(
@@ -186,7 +197,7 @@ impl DecisionCache {
         evaluate: E,
     ) -> (Verdict, Lookup)
     where
-        E: FnOnce(DecisionKey) -> Evaluation<F>,
+        E: FnOnce(DecisionKey, Option<u64>) -> Evaluation<F>,
         F: Future<Output = Verdict> + Send + 'static,
     {
         // A hit needs the generation only; the stream's state is fetched (or created) on a miss.
@@ -222,11 +233,17 @@ impl DecisionCache {
             Some(Err(rx)) => return (wait(rx).await, Lookup::Joined),
             None => {}
         }
+        let verified = self
+            .inner
+            .verified_before(&state, stream, session_id, token, now);
         // Outside every lock: an evaluation that decides at once costs no task and no channel.
-        let later = match std::panic::catch_unwind(AssertUnwindSafe(|| evaluate(DecisionKey(key))))
-        {
-            Ok(Evaluation::Now(verdict)) => {
-                self.inner.store(key, generation, verdict, state, now);
+        let evaluated =
+            std::panic::catch_unwind(AssertUnwindSafe(|| evaluate(DecisionKey(key), verified)));
+        let later = match evaluated {
+            Ok(Evaluation::Now(verdict, signed_by)) => {
+                let signed_by = signed_by.unwrap_or(0);
+                self.inner
+                    .store(key, generation, verdict, signed_by, state, now);
                 return (verdict, Lookup::Evaluated);
             }
             Ok(Evaluation::Later(future)) => future,
@@ -247,7 +264,7 @@ impl DecisionCache {
                     tokio::spawn(async move {
                         let _done = PendingGuard { inner: &inner, key };
                         let verdict = later.await;
-                        inner.store(key, generation, verdict, state, Instant::now());
+                        inner.store(key, generation, verdict, 0, state, Instant::now());
                         let _ = tx.send(Some(verdict));
                     });
                     (rx, Lookup::Evaluated)
@@ -339,6 +356,27 @@ impl Inner {
             .get(*key, now, |e| e.verdict, |e| removed(vec![e]))
     }
 
+    /// The serial of the key this session's token verified with when it was decided under the
+    /// stream's previous generation, if that decision is still held and unexpired. A stream
+    /// never invalidated has no previous generation and costs one atomic read here.
+    fn verified_before(
+        &self,
+        state: &StreamState,
+        stream: &str,
+        session_id: &str,
+        token: &str,
+        now: Instant,
+    ) -> Option<u64> {
+        let previous = state.previous.load(Ordering::Acquire);
+        if previous == 0 {
+            return None;
+        }
+        let key = self.fingerprint(previous, stream, session_id, token);
+        self.entries
+            .get(key, now, |e| e.signed_by, |e| removed(vec![e]))
+            .filter(|&serial| serial != 0)
+    }
+
     /// One pass of keyed SipHash-1-3 with a 128-bit output; each string is preceded by its length,
     /// so no two field tuples feed it the same bytes.
     fn fingerprint(&self, generation: u64, stream: &str, session_id: &str, token: &str) -> u128 {
@@ -351,12 +389,14 @@ impl Inner {
         h.finish128().as_u128()
     }
 
-    /// Keeps a decision made at `now` for its TTL.
+    /// Keeps a decision made at `now` for its TTL, with the serial of the key its token verified
+    /// with (0: none).
     fn store(
         &self,
         key: CacheKey,
         generation: u64,
         verdict: Verdict,
+        signed_by: u64,
         stream: Arc<StreamState>,
         now: Instant,
     ) {
@@ -378,6 +418,7 @@ impl Inner {
                 expires_at: now + ttl,
                 stream,
                 generation,
+                signed_by,
             },
             now,
         ));
@@ -401,7 +442,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) mod lru;
+mod lru;
 mod streams;
 #[cfg(test)]
 mod tests;

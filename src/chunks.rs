@@ -1,5 +1,5 @@
-//! A vector that grows a chunk at a time and never moves what it holds. The decision cache, the
-//! signature memo and the session table keep their slots in one: a `Vec` doubling to a million
+//! A vector that grows a chunk at a time and never moves what it holds. The decision cache and the
+//! session table keep their slots in one: a `Vec` doubling to a million
 //! slots copies every slot it holds into memory the kernel must first clear, on the request that
 //! happens to grow it and under its lock; here growing allocates one more chunk of
 //! [`CHUNK`] slots and touches only the slots put in it.

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::jwks::JwksKeys;
-use crate::jwt::{self, JwtContext, VerifiedSignatures};
+use crate::jwt::{self, JwtContext};
 use crate::keys::TenantKeys;
 use crate::metrics::Metrics;
 use crate::policy::lookup;
@@ -146,6 +146,10 @@ pub struct Decision {
     /// `jwt` allows: the token's `exp` and `iat` (seconds), for the live-session table.
     #[serde(skip)]
     pub token_times: Option<(u64, Option<u64>)>,
+    /// `jwt`: the [serial](crate::keys::VerifyingKey::serial) of the key the token's signature
+    /// verified with, for the decision cache.
+    #[serde(skip)]
+    pub signed_by: Option<u64>,
 }
 
 impl Decision {
@@ -164,6 +168,7 @@ impl Decision {
             tenant: entry.tenant.clone(),
             viewer: None,
             token_times: None,
+            signed_by: None,
         }
     }
 }
@@ -177,7 +182,6 @@ const JWKS_REFETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(3)
 pub struct Evaluator {
     webhooks: WebhookCaller,
     metrics: Arc<Metrics>,
-    signatures: VerifiedSignatures,
     jwks: Option<JwksKeys>,
     /// Viewer revocations (SPEC §9), shared with the session table.
     revocations: Revocations,
@@ -191,7 +195,6 @@ impl Evaluator {
         Evaluator {
             webhooks,
             metrics: Arc::default(),
-            signatures: VerifiedSignatures::default(),
             jwks: None,
             revocations: Revocations::default(),
             clock: SystemTime::now,
@@ -250,7 +253,7 @@ impl Evaluator {
         request: &Request<'_>,
         mode: Mode,
     ) -> Decision {
-        match self.evaluate_now(snapshot, entry, request, mode) {
+        match self.evaluate_now(snapshot, entry, request, mode, None) {
             Now::Decided(d) => d,
             Now::Refetch(check, d) => match self.refetched_keys(snapshot, entry, &d).await {
                 Some(keys) => check.run(Some(&keys)),
@@ -266,15 +269,17 @@ impl Evaluator {
     /// The decision, when it can be made without waiting: `public`, `deny`, and `jwt` unless the
     /// token names a kid a JWKS refetch might bring (then the first check's decision is the
     /// answer should the refetch bring nothing). `None`: the evaluation must wait for I/O
-    /// ([`evaluate`](Self::evaluate) does it all).
+    /// ([`evaluate`](Self::evaluate) does it all). `verified_by`: the serial of a key this very
+    /// token is known to have verified with ([`jwt::check_known`]).
     pub fn decide_now(
         &self,
         snapshot: &Snapshot,
         entry: &PolicyEntry,
         request: &Request<'_>,
         mode: Mode,
+        verified_by: Option<u64>,
     ) -> Option<Decision> {
-        match self.evaluate_now(snapshot, entry, request, mode) {
+        match self.evaluate_now(snapshot, entry, request, mode, verified_by) {
             Now::Decided(d) => Some(d),
             Now::Refetch(..) | Now::Webhook(_) => None,
         }
@@ -287,6 +292,7 @@ impl Evaluator {
         entry: &'a PolicyEntry,
         request: &'a Request<'a>,
         mode: Mode,
+        verified_by: Option<u64>,
     ) -> Now<'a> {
         match &entry.policy {
             Policy::Public => {
@@ -299,8 +305,6 @@ impl Evaluator {
                 "deny policy",
             )),
             Policy::Jwt(rules) => {
-                // Dry runs leave no trace, not even in the signature memo.
-                let memo = (mode == Mode::Live).then_some(&self.signatures);
                 let Some(now) = unix_seconds((self.clock)()) else {
                     tracing::error!(
                         reason = Reason::InternalError.as_str(),
@@ -319,12 +323,15 @@ impl Evaluator {
                     rules,
                     request,
                     mode,
-                    memo,
+                    verified_by,
                     now,
                     revocations: &self.revocations,
                     permission: rules.require_permission.then_some(Action::Read),
                 };
                 let d = check.run(None);
+                if verified_by.is_some() && d.signed_by == verified_by {
+                    self.metrics.signature_known();
+                }
                 if self.may_refetch(snapshot, entry, &d) {
                     Now::Refetch(check, d)
                 } else {
@@ -437,7 +444,8 @@ struct JwtCheck<'a> {
     rules: &'a JwtPolicy,
     request: &'a Request<'a>,
     mode: Mode,
-    memo: Option<&'a VerifiedSignatures>,
+    /// The serial of a key this very token is known to have verified with.
+    verified_by: Option<u64>,
     /// Now, in seconds since the Unix epoch (a clock that cannot say never gets this far).
     now: f64,
     revocations: &'a Revocations,
@@ -464,7 +472,7 @@ impl JwtCheck<'_> {
         };
         let dry_run = self.mode != Mode::Live;
         let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
-        match jwt::check_with_memo(&token, keys, self.rules, &ctx, self.memo) {
+        match jwt::check_known(&token, keys, self.rules, &ctx, self.verified_by) {
             Ok(verified) if !self.permitted(&verified.claims) => {
                 let mut d = Decision::new(
                     entry,
@@ -474,6 +482,7 @@ impl JwtCheck<'_> {
                 );
                 d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
                 d.kid = Some(verified.kid);
+                d.signed_by = Some(verified.signed_by);
                 d
             }
             Ok(verified) => {
@@ -503,6 +512,7 @@ impl JwtCheck<'_> {
                 d.viewer = viewer;
                 d.claims = dry_run.then_some(serde_json::Value::Object(verified.claims));
                 d.kid = Some(verified.kid);
+                d.signed_by = Some(verified.signed_by);
                 d
             }
             Err(rejected) => {

@@ -66,6 +66,7 @@ pub struct Metrics {
     user_end: AtomicU64,
     invalidations: AtomicU64,
     invalidated_decisions: AtomicU64,
+    signatures_known: AtomicU64,
     /// Push answers (SPEC §10) by trigger ([`PUSH_TRIGGERS`]) and reason.
     pushes: [[AtomicU64; Reason::ALL.len()]; PUSH_TRIGGERS.len()],
 }
@@ -82,6 +83,7 @@ impl Default for Metrics {
             user_end: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             invalidated_decisions: AtomicU64::new(0),
+            signatures_known: AtomicU64::new(0),
             pushes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
@@ -146,6 +148,11 @@ impl Metrics {
     /// Counts one webhook call's latency.
     pub fn webhook(&self, took: Duration) {
         self.webhook_latency.observe(took);
+    }
+
+    /// Counts one token signature taken as verified without a verify (a re-check).
+    pub fn signature_known(&self) {
+        self.signatures_known.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one `USER_END`.
@@ -247,6 +254,13 @@ impl Metrics {
                 "counter",
                 "USER_END triggers handled.",
                 self.user_end.load(Ordering::Relaxed),
+            ),
+            (
+                "usher_signatures_known_total",
+                "counter",
+                "Token signatures not verified again: the same token verified with the same key \
+                 when its session was decided before the stream was invalidated.",
+                self.signatures_known.load(Ordering::Relaxed),
             ),
             (
                 "usher_invalidations_total",

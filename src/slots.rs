@@ -1,5 +1,5 @@
 //! An entry of a hash table that indexes a slab: the slot's number and 32 bits of its key's
-//! hash, 8 bytes a bucket. The decision cache, the signature memo and the session table index
+//! hash, 8 bytes a bucket. The decision cache and the session table index
 //! their slabs this way: a table grows by rehashing these entries without reading the slab (a
 //! cache miss per entry at a million sessions), and a lookup compares the stored bits before it
 //! reads a slot. Keys are compared in the slab, so two keys sharing 32 bits only cost a look.

@@ -1,7 +1,8 @@
 //! Live sessions through the real daemon (SPEC §9) with the MistServer API stand-in: a session is
 //! ended with `stop_sessid` within a second of its token's expiry plus leeway, a revoked viewer's
 //! sessions (and only theirs) are ended, a viewer's sessions are capped in both modes, `USER_END`
-//! or age frees a slot, and revocations survive a restart.
+//! or age frees a slot, revocations survive a restart, and MistServer's re-check of a session after
+//! an invalidation does not verify its token's signature again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -365,4 +366,46 @@ async fn a_stop_owed_to_mistserver_survives_kill_9() {
     let _d = start(tmp.path(), config(tmp.path(), &mist, extra)).await;
     let stopped = mist.wait_stopped(1, Duration::from_secs(30)).await;
     assert_eq!(ids(&stopped), vec![s]);
+}
+
+/// The value of a plain counter in the `/metrics` text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+#[tokio::test]
+async fn a_recheck_after_an_invalidation_skips_the_verify_and_a_new_session_does_not() {
+    let mist = MistApi::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, key) = daemon(tmp.path(), &mist, "", json!({})).await;
+    let api = Api::new(&d);
+    let known = || async { counter(&api.metrics().await, "usher_signatures_known_total") };
+    let (tok, _) = token(&key, "erin", 600);
+    let (s1, s2) = (session_id("known-1"), session_id("known-2"));
+    assert_eq!(play(&d, &tok, &s1).await, "true");
+    assert_eq!(known().await, 0);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/invalidate",
+            Some(json!({"streams": ["live+a"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // MistServer's re-check: same session, same token, 6 lines.
+    let url = format!("http://127.0.0.1:8080/hls/live+a/index.m3u8?jwt={tok}");
+    let recheck = user_new_body("live+a", "127.0.0.1", &tok, &url, &s1, false);
+    assert_eq!(user_new(d.trigger, &recheck).await.body, "true");
+    assert_eq!(known().await, 1, "the re-check was not verified again");
+    // A new session with the same token is verified.
+    assert_eq!(play(&d, &tok, &s2).await, "true");
+    assert_eq!(known().await, 1);
+    // A revoked key ends it: the next re-check is refused, not answered from what was known.
+    let (status, revoked) = api.call("POST", "/v1/keys/k1/revoke", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(user_new(d.trigger, &recheck).await.body, "false");
+    assert_eq!(known().await, 1);
 }

@@ -20,6 +20,9 @@ use std::sync::{Arc, RwLock};
 pub(super) struct StreamState {
     /// The generation its decisions are cached under; a new one makes them all unreachable.
     pub(super) generation: AtomicU64,
+    /// The generation before the last invalidation (0: never invalidated), whose decisions tell
+    /// the re-checks which signatures verified.
+    pub(super) previous: AtomicU64,
     /// How many reachable decisions it has in the store.
     pub(super) live: AtomicI64,
 }
@@ -79,6 +82,7 @@ impl Streams {
         }
         let state = Arc::new(StreamState {
             generation: AtomicU64::new(self.fresh_generation()),
+            previous: AtomicU64::new(0),
             live: AtomicI64::new(0),
         });
         map.names.insert(name.into(), state.clone());
@@ -92,8 +96,8 @@ impl Streams {
         let mut dropped = 0;
         for name in names {
             if let Some(s) = map.names.get(name) {
-                s.generation
-                    .store(self.fresh_generation(), Ordering::Release);
+                let old = s.generation.swap(self.fresh_generation(), Ordering::AcqRel);
+                s.previous.store(old, Ordering::Release);
                 dropped += s.live.swap(0, Ordering::AcqRel).max(0) as u64;
             }
         }

@@ -211,7 +211,7 @@ async fn a_verdict_made_at_once_is_cached_without_a_pending_evaluation() {
     let runs = AtomicUsize::new(0);
     let now = || {
         runs.fetch_add(1, Ordering::SeqCst);
-        Evaluation::<std::future::Ready<Verdict>>::Now(DENY)
+        Evaluation::<std::future::Ready<Verdict>>::Now(DENY, None)
     };
     assert_eq!(
         c.get_or_evaluate("vod", "s1", "t", now).await,
@@ -345,4 +345,48 @@ async fn tracked_streams_stay_within_twice_the_streams_with_decisions() {
     let limit = bound.max(2 * max_entries as usize);
     assert!(most <= limit, "{most} streams tracked (limit {limit})");
     assert!(c.entry_count() <= max_entries);
+}
+
+/// Decides (stream, session, token) at once, as signed by `signed_by`; returns the serial the
+/// evaluation was told it verified with before.
+async fn told(
+    c: &DecisionCache,
+    (stream, session, token): (&str, &str, &str),
+    signed_by: Option<u64>,
+) -> Option<u64> {
+    let mut told = None;
+    c.get_or_evaluate_keyed(stream, session, token, Instant::now(), |_, known| {
+        told = known;
+        Evaluation::<std::future::Ready<Verdict>>::Now(ALLOW, signed_by)
+    })
+    .await;
+    told
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recheck_after_an_invalidation_is_told_which_key_its_token_verified_with() {
+    let c = cache(100);
+    let viewer = ("vod", "s1", "t");
+    assert_eq!(told(&c, viewer, Some(7)).await, None, "never invalidated");
+    c.invalidate_streams(["vod"]);
+    assert_eq!(told(&c, viewer, Some(7)).await, Some(7));
+    // Only the very same session and token: another of either was never decided.
+    assert_eq!(told(&c, ("vod", "s1", "t2"), Some(7)).await, None);
+    assert_eq!(told(&c, ("vod", "s2", "t"), Some(7)).await, None);
+    // The decision made after the first invalidation tells the re-check after the second.
+    c.invalidate_streams(["vod"]);
+    assert_eq!(told(&c, viewer, None).await, Some(7));
+    // That one verified nothing (say, a JWKS refetch decided it): the next re-check is told nothing.
+    c.invalidate_streams(["vod"]);
+    assert_eq!(told(&c, viewer, Some(7)).await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_decision_tells_a_recheck_nothing() {
+    let c = cache(100);
+    let viewer = ("vod", "s1", "t");
+    told(&c, viewer, Some(7)).await;
+    tokio::time::advance(Duration::from_secs(601)).await;
+    c.invalidate_streams(["vod"]);
+    assert_eq!(told(&c, viewer, Some(7)).await, None);
 }

@@ -116,8 +116,8 @@ impl Evaluator {
             rules,
             request: &request,
             mode,
-            // No memo either: nothing about a push outlives it.
-            memo: None,
+            // Nothing about a push outlives it, so no earlier verify is known either.
+            verified_by: None,
             now,
             // A revoked viewer id is refused on a push too: the revocation is of its tokens.
             revocations: &self.revocations,

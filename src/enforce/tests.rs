@@ -120,7 +120,7 @@ impl Harness {
         };
         self.cache
             .get_or_evaluate(stream, "s1", "tok", || {
-                crate::cache::Evaluation::<std::future::Ready<_>>::Now(allow)
+                crate::cache::Evaluation::<std::future::Ready<_>>::Now(allow, None)
             })
             .await;
     }

@@ -11,7 +11,6 @@ mod claims;
 mod compact;
 mod header;
 pub mod ip;
-pub mod memo;
 pub mod token;
 
 #[cfg(test)]
@@ -30,7 +29,6 @@ use crate::reason::Reason;
 
 pub use claims::LEEWAY_S;
 pub use compact::MAX_TOKEN_BYTES;
-pub use memo::VerifiedSignatures;
 
 /// What the check knows about the request besides the token.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +46,8 @@ pub struct JwtContext<'a> {
 pub struct Verified {
     /// The kid of the key that verified it.
     pub kid: String,
+    /// That key's [`serial`](VerifyingKey::serial), for [`check_known`].
+    pub signed_by: u64,
     /// The verified claims.
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
@@ -95,28 +95,30 @@ pub fn check(
     rules: &JwtPolicy,
     ctx: &JwtContext<'_>,
 ) -> Result<Verified, Rejected> {
-    check_with_memo(token, keys, rules, ctx, None)
+    check_known(token, keys, rules, ctx, None)
 }
 
-/// [`check`], skipping the signature verification when `memo` remembers this exact token as
-/// verified by the same, still active key (every other check still runs).
-pub fn check_with_memo(
+/// [`check`], except that the signature counts as verified when `verified_by` is the
+/// [`serial`](VerifyingKey::serial) of the active key the header names: the caller knows that
+/// this very token verified with that very key before (the decision cache does, when a session
+/// is checked again after its stream was invalidated), and the verify would only say so again.
+/// Every other check still runs: structure, header, the key being active and allowed, claims.
+pub fn check_known(
     token: &str,
     keys: &TenantKeys,
     rules: &JwtPolicy,
     ctx: &JwtContext<'_>,
-    memo: Option<&VerifiedSignatures>,
+    verified_by: Option<u64>,
 ) -> Result<Verified, Rejected> {
     let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
     let header_bytes =
         compact::decode(parts.header).map_err(|f| reject(f, None, Some(parts.payload)))?;
     let header = header::parse(&header_bytes).map_err(|f| reject(f, None, Some(parts.payload)))?;
-    let checked =
-        check_header_and_signature(&header, &parts, keys, rules, memo.map(|m| (m, token)));
+    let checked = check_header_and_signature(&header, &parts, keys, rules, verified_by);
     let kid = header::kid(&header)
         .ok()
         .filter(|k| header::kid_is_plausible(k));
-    checked.map_err(|f| reject(f, kid, Some(parts.payload)))?;
+    let signed_by = checked.map_err(|f| reject(f, kid, Some(parts.payload)))?;
     let kid = kid.unwrap_or_default();
     let verified = compact::decode(parts.payload)
         .and_then(|bytes| claims::parse(&bytes))
@@ -124,6 +126,7 @@ pub fn check_with_memo(
     match claims::check(&verified, rules, ctx) {
         Ok(()) => Ok(Verified {
             kid: kid.to_owned(),
+            signed_by,
             claims: verified,
         }),
         Err(f) => Err(Rejected {
@@ -135,14 +138,15 @@ pub fn check_with_memo(
     }
 }
 
-/// Everything up to and including the signature; on success the kid named an active key.
+/// Everything up to and including the signature; on success the kid named an active key, whose
+/// serial is returned.
 fn check_header_and_signature(
     header: &header::Header<'_>,
     parts: &compact::Parts<'_>,
     keys: &TenantKeys,
     rules: &JwtPolicy,
-    memo: Option<(&VerifiedSignatures, &str)>,
-) -> Result<(), Fail> {
+    verified_by: Option<u64>,
+) -> Result<u64, Fail> {
     let alg = header::alg(header)?;
     let kid = header::kid(header)?;
     if keys.is_empty() {
@@ -175,19 +179,10 @@ fn check_header_and_signature(
             format!("header alg differs from the key's {}", key.alg),
         ));
     }
-    let fingerprint = memo.map(|(m, token)| (m, VerifiedSignatures::fingerprint(token)));
-    if let Some((m, fp)) = &fingerprint {
-        if m.verified_with(fp, key) {
-            return Ok(());
-        }
-    }
-    if !signature_verifies(key, parts) {
+    if verified_by != Some(key.serial()) && !signature_verifies(key, parts) {
         return Err(Fail::new(Reason::JwtSigFail, "signature does not verify"));
     }
-    if let Some((m, fp)) = fingerprint {
-        m.remember(fp, key);
-    }
-    Ok(())
+    Ok(key.serial())
 }
 
 /// The signature check. ES256/ES384 keys use the point aws-lc-rs parsed when the key loaded

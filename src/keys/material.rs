@@ -76,6 +76,7 @@ pub fn load(
         decoding,
         public_jwk,
         source,
+        serial: VerifyingKey::next_serial(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod sign;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ParsedPublicKey};
 
@@ -93,7 +94,12 @@ pub struct VerifyingKey {
     /// The public key as a JWK, for `GET /v1/keys`; `None` for HS256.
     pub public_jwk: Option<serde_json::Value>,
     pub source: KeySource,
+    /// Names this key's material as loaded (see [`VerifyingKey::serial`]).
+    serial: u64,
 }
+
+/// The last [`VerifyingKey::serial`] given out.
+static SERIALS: AtomicU64 = AtomicU64::new(0);
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,6 +113,19 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
+    /// A number no other key loaded by this process has (never 0): every load of key material
+    /// (config, API, JWKS) makes a new one, and only a clone of this very key shares it. A
+    /// signature once verified with the key of serial `n` therefore verifies with any key of
+    /// serial `n`, so the decision cache can remember the serial instead of the key.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// A serial for newly loaded material.
+    fn next_serial() -> u64 {
+        SERIALS.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Whether `other` verifies exactly what this key verifies: same algorithm, same public JWK
     /// and same key bytes (the secret itself for HS256). The one equality of keys, used by the
     /// control API (a replaced key), reloads and JWKS refreshes alike.

@@ -338,10 +338,16 @@ async fn cache_allow(cache: &crate::cache::DecisionCache, n: u32) -> crate::cach
         policy: "jwt",
     };
     cache
-        .get_or_evaluate_keyed("live+a", &id(n), "tok", tokio::time::Instant::now(), |k| {
-            seen = Some(k);
-            Evaluation::<std::future::Ready<Verdict>>::Now(allow)
-        })
+        .get_or_evaluate_keyed(
+            "live+a",
+            &id(n),
+            "tok",
+            tokio::time::Instant::now(),
+            |k, _| {
+                seen = Some(k);
+                Evaluation::<std::future::Ready<Verdict>>::Now(allow, None)
+            },
+        )
         .await;
     seen.unwrap()
 }
@@ -351,11 +357,14 @@ async fn cached(cache: &crate::cache::DecisionCache, n: u32) -> bool {
     use crate::cache::{Evaluation, Lookup, Verdict};
     let (_, lookup) = cache
         .get_or_evaluate("live+a", &id(n), "tok", || {
-            Evaluation::<std::future::Ready<Verdict>>::Now(Verdict {
-                allowed: false,
-                reason: Reason::InternalError,
-                policy: "none",
-            })
+            Evaluation::<std::future::Ready<Verdict>>::Now(
+                Verdict {
+                    allowed: false,
+                    reason: Reason::InternalError,
+                    policy: "none",
+                },
+                None,
+            )
         })
         .await;
     lookup == Lookup::Hit

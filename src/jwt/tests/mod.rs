@@ -3,7 +3,7 @@
 mod algorithms;
 mod claim_checks;
 mod header_and_key;
-mod memo;
+mod known;
 mod structure;
 
 use std::sync::Arc;
