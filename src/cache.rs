@@ -14,12 +14,13 @@
 //! a trigger (same session, same token) joins the evaluation already running even when the first
 //! attempt's connection has gone away.
 //!
-//! A decision made by a token whose signature verified keeps the [serial](crate::keys::VerifyingKey::serial)
-//! of the key that verified it. After an invalidation MistServer asks again for every viewer of
-//! the stream, with the same session and token; the decision made under the stream's previous
-//! generation, while the store still holds it, hands that serial to the new evaluation, which
-//! then skips the ECDSA verify if the token names the same key (every other check runs again).
-//! A re-check storm so costs no verify per viewer, and an admission pays nothing for it.
+//! A decision made by a token whose signature verified keeps the
+//! [serial](crate::keys::VerifyingKey::serial) of the key that verified it. After an invalidation
+//! MistServer asks again for every viewer of the stream, with the same session and token; the
+//! decision made under the stream's previous generation, while the store still holds it, hands
+//! that serial to the new evaluation, which then skips the ECDSA verify if the token names the
+//! same key (every other check runs again). A re-check storm so costs no verify per viewer, and
+//! an admission pays nothing for it.
 //!
 //! No lock here is ever held across an `.await`: each guard lives inside a block that ends first.
 
@@ -185,9 +186,9 @@ impl DecisionCache {
     /// policy snapshot inside `evaluate` never caches an old policy's answer under a new
     /// generation), which is handed the key the decision will be cached under (to
     /// [`forget`](Self::forget) it later) and, when this session's token was decided under the
-    /// stream's previous generation, the serial of the key its signature verified with then. A verdict made at once is stored and answered; a future
-    /// runs at most once at a time per key, in a task of its own. A panicking evaluation answers
-    /// `internal-error`.
+    /// stream's previous generation, the serial of the key its signature verified with then. A
+    /// verdict made at once is stored and answered; a future runs at most once at a time per key,
+    /// in a task of its own. A panicking evaluation answers `internal-error`.
     pub async fn get_or_evaluate_keyed<E, F>(
         &self,
         stream: &str,

@@ -376,7 +376,7 @@ async fn a_recheck_after_an_invalidation_is_told_which_key_its_token_verified_wi
     // The decision made after the first invalidation tells the re-check after the second.
     c.invalidate_streams(["vod"]);
     assert_eq!(told(&c, viewer, None).await, Some(7));
-    // That one verified nothing (say, a JWKS refetch decided it): the next re-check is told nothing.
+    // That one verified nothing (a JWKS refetch decided it, say): the next re-check is told none.
     c.invalidate_streams(["vod"]);
     assert_eq!(told(&c, viewer, Some(7)).await, None);
 }
