@@ -9,13 +9,12 @@
 # Four servers, one after the other, each under valgrind with instrumentation switched on only
 # while wrk drives it (1 thread, 4 kept-alive connections, bench/trigger.lua): the floor and
 # usher answering 1000 cached sessions, then the verify floor and usher answering a token never
-# seen before on every request. Prints, per request, all instructions, those outside aws-lc (the
-# ECDSA verify and the SHA-256 of the signing input are aws-lc's in both) and, of those, the ones
-# in the `sha2` crate, and usher's excess over its floor.
+# seen before on every request. Prints, per request, all instructions and those outside aws-lc
+# (the ECDSA verify and the SHA-256 of the signing input are aws-lc's in both), and usher's
+# excess over its floor.
 #
-# Under valgrind, CPU features it does not emulate are off: aws-lc takes its non-ADX P-256 path
-# (in both servers alike) and the `sha2` crate its portable code (~13,700 instructions for a
-# 400-byte token where SHA-NI needs ~1,000), so what the `sha2` column shows costs less natively.
+# Under valgrind, CPU features it does not emulate are off: aws-lc takes its non-ADX P-256 path,
+# in both servers alike.
 # Loopback only; everything started is stopped on exit.
 set -euo pipefail
 
@@ -42,7 +41,7 @@ drive() { # port duration out mode...
         "http://127.0.0.1:$port/trigger" -- "$@" >"$out" 2>&1 || true
 }
 
-measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all outside-aws-lc sha2"
+measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all outside-aws-lc"
     local p c out=$WORK/cg.$1.$2
     p=$(free_port); c=$(free_port)
     local vg=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
@@ -82,24 +81,22 @@ measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all out
         /PROGRAM TOTALS/ && !total { gsub(",", "", $1); total = $1; next }
         /^ *[0-9,]+ \( *[0-9.]+%\) / {
             v = $1; gsub(",", "", v)
-            if ($0 ~ /aws-lc|aws_lc/) lc += v; else if ($0 ~ /\/sha2-[0-9]|:sha2::/) sha += v
+            if ($0 ~ /aws-lc|aws_lc/) lc += v
         }
-        END { printf "%d %.0f %.0f %.0f\n", n, total / n, (total - lc) / n, sha / n }'
+        END { printf "%d %.0f %.0f\n", n, total / n, (total - lc) / n }'
 }
 
 echo "usher: $USHER ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $RUN_S s a server, $(date -u '+%F %H:%M UTC')"
-printf '| %-14s | %9s | %12s | %16s | %16s |\n' "server, answer" requests "instr./req" "outside aws-lc" "of which sha2"
-printf '|%s|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------" "------------------"
-declare -A ALL OUT SHA
+printf '| %-14s | %9s | %12s | %16s |\n' "server, answer" requests "instr./req" "outside aws-lc"
+printf '|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------"
+declare -A ALL OUT
 for run in "floor cached" "usher cached" "vfloor fresh" "usher fresh"; do
-    read -r n all outside sha <<<"$(measure $run)"
-    ALL[$run]=$all; OUT[$run]=$outside; SHA[$run]=$sha
-    printf '| %-14s | %9s | %12s | %16s | %16s |\n' "$run" "$n" "$all" "$outside" "$sha"
+    read -r n all outside <<<"$(measure $run)"
+    ALL[$run]=$all; OUT[$run]=$outside
+    printf '| %-14s | %9s | %12s | %16s |\n' "$run" "$n" "$all" "$outside"
 done
 excess() { awk -v u="$1" -v f="$2" 'BEGIN {printf "%+d (%+.1f %%)", u - f, (u - f) * 100 / f}'; }
 echo
 echo "usher cached vs floor:        $(excess "${ALL[usher cached]}" "${ALL[floor cached]}") instructions a request"
 echo "usher fresh vs verify floor:  $(excess "${ALL[usher fresh]}" "${ALL[vfloor fresh]}") instructions a request"
 echo "  of which outside aws-lc:    $(excess "${OUT[usher fresh]}" "${OUT[vfloor fresh]}") (the excess is usher's own work)"
-echo "  without sha2 (portable code under valgrind, SHA-NI natively):"
-echo "                              $(excess "$((ALL[usher fresh] - SHA[usher fresh]))" "${ALL[vfloor fresh]}")"

@@ -252,9 +252,12 @@ impl Sessions {
         };
         let earliest = table.next_due();
         table.insert_session(&session, facts, due, cut, decision);
+        // Deadlines are kept rounded (see the table), so only the set can tell whether this one
+        // comes first now; a due merely earlier than the rounded earliest may share its grain.
+        let moved = table.next_due() != earliest;
         drop(table);
         self.changed();
-        if earliest.is_none_or(|e| due < e) {
+        if moved {
             self.inner.wake.notify_one();
         }
         out
