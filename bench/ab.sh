@@ -6,13 +6,18 @@
 #
 #   bench/ab.sh A B MODE CONN [ROUNDS] [RUN_S]
 #     A, B   a usher binary, or `floor` / `vfloor` (examples/floor.rs plain / verifying ES256)
-#     MODE   fresh (a token never seen before on every request) | cached (1000 warmed sessions)
+#     MODE   fresh (a token never seen before on every request) | cached (1000 warmed sessions) |
+#            steady (fresh, on a node whose viewers come and go: each server is first filled with
+#            PREFILL_S seconds of fresh viewers who stay, then every USER_NEW of a new viewer is
+#            followed by the USER_END of one admitted 512 before, so the tables stop growing;
+#            requests alternate USER_NEW / USER_END, see bench/trigger.lua)
 #     CONN   keep | close
 #   e.g. bench/ab.sh /tmp/old/usher target/release/usher fresh close 8 3
 #
 # Both ushers get the same config (one `jwt` policy, tracking on); EXTRA_A / EXTRA_B append config
-# lines to one of them (e.g. EXTRA_A=$'[sessions]\nmax_entries = 0'). SEQUENTIAL=1 runs A and B
-# one after the other instead (alternating order). Loopback only; everything started is stopped
+# lines to one of them (e.g. EXTRA_A=$'[sessions]\nmax_entries = 0'); LOG_A / LOG_B set one's
+# `[log] level` (default `warn`, as bench/cpu.sh; the shipped config.toml says `info`). SEQUENTIAL=1
+# runs A and B one after the other instead (alternating order). Loopback only; everything started is stopped
 # on exit; every run is bounded in time. Builds release (usher's examples) first.
 set -euo pipefail
 
@@ -30,14 +35,14 @@ bench_work ab
 
 "$EX/bench_tokens" "$WORK/keys" 120000 $((2 * ROUNDS + 1)) >/dev/null
 head -n 1000 "$WORK/keys/tokens_0.txt" >"$WORK/cached.txt"
-start() { # name what extra-config -> sets PID_<name>, URL_<name>
+start() { # name what extra-config log-level -> sets PID_<name>, URL_<name>
     local p c
     p=$(free_port); c=$(free_port)
     case $2 in
         floor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
         vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$WORK/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
         *)
-            { bench_config "$p" "$c" "$WORK/state-$1" warn "$WORK/keys/k1.pub.pem"; echo "$3"; } >"$WORK/$1.toml"
+            { bench_config "$p" "$c" "$WORK/state-$1" "$4" "$WORK/keys/k1.pub.pem"; echo "$3"; } >"$WORK/$1.toml"
             taskset -c 0 timeout 1800 "$2" serve --config "$WORK/$1.toml" >/dev/null 2>"$WORK/$1.log" &
             ;;
     esac
@@ -49,12 +54,16 @@ start() { # name what extra-config -> sets PID_<name>, URL_<name>
     real=$(pgrep -P "$pid" | head -1)
     eval "PID_$1=${real:-$pid}; URL_$1=http://127.0.0.1:$p/trigger"
 }
-start a "$A" "${EXTRA_A:-}"
-start b "$B" "${EXTRA_B:-}"
+start a "$A" "${EXTRA_A:-}" "${LOG_A:-warn}"
+start b "$B" "${EXTRA_B:-}" "${LOG_B:-warn}"
 hz=$(getconf CLK_TCK)
 args() { # round
-    if [ "$MODE" = cached ]; then echo "cached $CONN bench 1 $WORK/cached.txt 1000"
-    else echo "fresh $CONN bench 1 $WORK/keys/tokens_$1.txt 0 $1"; fi
+    case $MODE in
+        cached) echo "cached $CONN bench 1 $WORK/cached.txt 1000" ;;
+        steady) if [ "$1" = 0 ]; then echo "fresh $CONN bench 1 $WORK/keys/tokens_0.txt 0 0"
+                else echo "steady $CONN bench 1 $WORK/keys/tokens_$1.txt 0 $1"; fi ;;
+        *) echo "fresh $CONN bench 1 $WORK/keys/tokens_$1.txt 0 $1" ;;
+    esac
 }
 drive() { # url round out
     # shellcheck disable=SC2046
@@ -66,6 +75,13 @@ per_req() { # ticks file
         END {printf "%.2f %.0f %d", (n > 0) ? t / hz * 1e6 / n : 0, r, b}' "$2"
 }
 if [ "$MODE" = cached ]; then drive "$URL_a" 0 /dev/null; drive "$URL_b" 0 /dev/null; fi
+if [ "$MODE" = steady ]; then
+    RUN_S=${PREFILL_S:-3} drive "$URL_a" 0 "$WORK/fill-a.out" &
+    fa=$!
+    RUN_S=${PREFILL_S:-3} drive "$URL_b" 0 "$WORK/fill-b.out" &
+    wait "$fa" $!
+    echo "filled with viewers who stay: A $(awk '/^REQUESTS/ {print $2}' "$WORK/fill-a.out"), B $(awk '/^REQUESTS/ {print $2}' "$WORK/fill-b.out")"
+fi
 : >"$WORK/ratios"
 for r in $(seq 1 "$ROUNDS"); do
     a0=$(ticks "$PID_a"); b0=$(ticks "$PID_b")

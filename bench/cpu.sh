@@ -15,7 +15,9 @@
 # raw ES256 verify cost measured by benches/verify.rs on the same core, and the verify floor
 # (examples/floor.rs with a key) does that verify in a server. Then the same comparisons PAIRED:
 # both servers on the same core at the same time, each with its own wrk, the median of the
-# rounds' ratios — the shared machine's drift hits both alike (the targets are judged by these).
+# rounds' ratios — the shared machine's drift hits both alike (the targets are judged by these);
+# paired only, fresh answers also on a steady node (viewers leave as they come: MODE steady of
+# bench/trigger.lua), whose tables no longer grow.
 # Then new stream names: answers/s and CPU per answer for
 # NAMES_MEASURE new names at 0, 100k and 200k names already tracked (public policy, kept-alive).
 # Then live sessions (SPEC §9): cached and fresh (kept-alive) on two ushers at the same time, session
@@ -107,7 +109,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 log "machine: $NPROC cpus, $CPU_MODEL, load $LOAD_BEFORE"
 
 TOKENS_PER_FILE=${TOKENS_PER_FILE:-120000}
-TOKEN_FILES=$((2 * RUNS + 1))
+TOKEN_FILES=$((4 * RUNS + 1))
 log "signing $((TOKENS_PER_FILE * TOKEN_FILES)) tokens"
 "$BIN/examples/bench_tokens" "$WORK/keys" "$TOKENS_PER_FILE" "$TOKEN_FILES"
 head -n 1000 "$WORK/keys/tokens_0.txt" >"$WORK/cached_tokens.txt"
@@ -218,7 +220,8 @@ if [ "$MAIN" = 1 ]; then
     URL=http://127.0.0.1:$P_TRIG/trigger
     CACHED_ARGS="cached keep bench 1 $WORK/cached_tokens.txt 1000"
     pair_once "$FLOOR_PID" "$FLOOR_URL" "$CACHED_ARGS" "$USHER_REAL_PID" "$URL" "$CACHED_ARGS" >/dev/null
-    for s in cached_keep cached_close fresh_keep fresh_close; do : >"$WORK/pair_$s"; done
+    PAIRED=(cached_keep cached_close fresh_keep fresh_close steady_keep steady_close)
+    for s in "${PAIRED[@]}"; do : >"$WORK/pair_$s"; done
     for r in $(seq 1 "$RUNS"); do
         log "paired round $r of $RUNS"
         pair_once "$FLOOR_PID" "$FLOOR_URL" "$CACHED_ARGS" "$USHER_REAL_PID" "$URL" "$CACHED_ARGS" >>"$WORK/pair_cached_keep"
@@ -228,8 +231,14 @@ if [ "$MAIN" = 1 ]; then
         pair_once "$VFLOOR_PID" "$VFLOOR_URL" "$K" "$USHER_REAL_PID" "$URL" "$K" >>"$WORK/pair_fresh_keep"
         C="fresh close bench 1 $WORK/keys/tokens_$((r + RUNS)).txt 0 $((r + RUNS))"
         pair_once "$VFLOOR_PID" "$VFLOOR_URL" "$C" "$USHER_REAL_PID" "$URL" "$C" >>"$WORK/pair_fresh_close"
+        # A node whose viewers come and go: each new viewer's USER_NEW followed by the USER_END
+        # of one admitted 512 before (bench/trigger.lua), on tables the rounds above filled.
+        S="steady keep bench 1 $WORK/keys/tokens_$((r + 2 * RUNS)).txt 0 $((r + 2 * RUNS))"
+        pair_once "$VFLOOR_PID" "$VFLOOR_URL" "$S" "$USHER_REAL_PID" "$URL" "$S" >>"$WORK/pair_steady_keep"
+        S="steady close bench 1 $WORK/keys/tokens_$((r + 3 * RUNS)).txt 0 $((r + 3 * RUNS))"
+        pair_once "$VFLOOR_PID" "$VFLOOR_URL" "$S" "$USHER_REAL_PID" "$URL" "$S" >>"$WORK/pair_steady_close"
     done
-    for s in cached_keep cached_close fresh_keep fresh_close; do
+    for s in "${PAIRED[@]}"; do
         log "  paired $s (us_floor us_usher ratio bad): $(tr '\n' ';' <"$WORK/pair_$s")"
     done
     stop_usher
@@ -337,11 +346,14 @@ does that verify in a server, where it costs more than in the bench's tight loop
 
 **Paired** (the comparison the targets are judged by): floor and usher on CPU $SERVER_CPU at the same time, each driven by
 its own wrk on CPU $CLIENT_CPU, both CPU times read over the same $RUN_S s window; median of $RUNS rounds (each server gets
-about half the core, so the µs are higher than above; the ratio is what counts).
+about half the core, so the µs are higher than above; the ratio is what counts). The steady rows are fresh answers on a
+node whose viewers come and go, so its tables no longer grow: every new viewer's \`USER_NEW\` is followed by the
+\`USER_END\` of one admitted 512 requests before (the verify floor answers it \`true\` unread), and the µs are per request
+of either kind.
 
 | path | floor µs/req | usher µs/req | usher vs floor (median of the rounds' ratios) | bad answers |
 |---|---|---|---|---|
-$(for s in cached_keep cached_close fresh_keep fresh_close; do
+$(for s in "${PAIRED[@]}"; do
     case $s in cached_*) f=floor ;; *) f="verify floor" ;; esac
     echo "| ${s/_/, } (vs $f) | $(col_median "$WORK/pair_$s" 1) | $(col_median "$WORK/pair_$s" 2) | $(awk -v r="$(col_median "$WORK/pair_$s" 3)" 'BEGIN { printf "%+.1f%%", (r - 1) * 100 }') | $(awk '{s+=$4} END {print s+0}' "$WORK/pair_$s") |"
 done)

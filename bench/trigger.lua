@@ -3,6 +3,10 @@
 --   MODE  fresh:  a new session and a token never sent before on every request (TOKENS_FILE)
 --         cached: N fixed sessions, each with its own token (first N lines of TOKENS_FILE)
 --         hook:   a new session on every request, no token (webhook policy)
+--         steady: fresh, and viewers leave as they come: once LAG sessions of this run were
+--                 admitted, every USER_NEW is followed by the USER_END of the session admitted
+--                 LAG before it, so the tables stay the same size (a node whose viewers come and
+--                 go, not one filling up). Requests alternate USER_NEW / USER_END.
 --   CONN  close (a new connection per request, as MistServer does) or keep
 -- done() prints RPS, P50_US, P99_US, P999_US, NOT_TRUE (answers other than `true`), WRAPPED
 -- (fresh runs that ran out of tokens and reused one), ERRORS.
@@ -19,7 +23,8 @@ function init(args)
   nthreads = tonumber(args[4])
   local file, n = args[5], tonumber(args[6] or "0")
   run = tonumber(args[7] or "0")
-  not_true, wrapped, idx = 0, 0, 0
+  not_true, wrapped, idx, ending = 0, 0, 0, false
+  lag = 512 -- well over the 64 requests wrk keeps in flight: a session has its answer before its end
   headers = { ["X-Trigger"] = "USER_NEW", ["Content-Type"] = "text/plain",
               ["User-Agent"] = "MistServer/3.10", ["X-Attempt"] = "1" }
   if args[2] == "close" then headers["Connection"] = "close" end
@@ -43,14 +48,28 @@ local function body(tok, url_tok, sess)
   return stream .. "\n127.0.0.1\n" .. tok .. "\nHLS\n" .. url .. "\n" .. sess .. "\nfalse"
 end
 
+local function end_body(tok, sess)
+  return tok .. "\n" .. stream .. "\nHLS\n127.0.0.1\n1\n100\n2000\n\n\n\n\n" .. sess
+end
+
 function request()
+  if mode == "steady" and ending then
+    ending = false
+    local i = idx - lag
+    local sess = string.format("%016x%048x", run, ids[i])
+    headers["X-Trigger"] = "USER_END"
+    headers["X-Trigger-UUID"] = sess
+    return wrk.format("POST", nil, headers, end_body(tokens[i], sess))
+  end
+  headers["X-Trigger"] = "USER_NEW"
   idx = idx + 1
   local b, sess
   if mode == "hook" then
     sess = string.format("%016x%016x%032x", run, tid, idx)
     b = body("e7ba6040b648", false, sess)
   else
-    if idx > #tokens then idx = 1; if mode == "fresh" then wrapped = wrapped + 1 end end
+    if idx > #tokens then idx = 1; if mode ~= "cached" then wrapped = wrapped + 1 end end
+    ending = mode == "steady" and idx > lag
     sess = string.format("%016x%048x", run, ids[idx])
     b = body(tokens[idx], true, sess)
   end
