@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::jwks::JwksKeys;
-use crate::jwt::{self, JwtContext};
+use crate::jwt::{self, JwtContext, Kept};
 use crate::keys::TenantKeys;
 use crate::metrics::Metrics;
 use crate::policy::lookup;
@@ -465,12 +465,27 @@ impl JwtCheck<'_> {
                 "no token in the request",
             );
         };
+        let dry_run = self.mode != Mode::Live;
+        let viewer_claim = self
+            .snapshot
+            .tenant(&entry.tenant)
+            .and_then(|t| t.viewer_claim.as_deref())
+            .unwrap_or(DEFAULT_VIEWER_CLAIM);
+        // The claims read here besides those the checks read.
+        let read = [
+            viewer_claim,
+            self.permission_claim().unwrap_or(viewer_claim),
+        ];
         let ctx = JwtContext {
             object_id: lookup::object_id(request.stream),
             viewer_ip: request.viewer_ip,
             now_unix_s: self.now,
+            keep: if dry_run {
+                Kept::All
+            } else {
+                Kept::Also(&read)
+            },
         };
-        let dry_run = self.mode != Mode::Live;
         let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
         match jwt::check_known(&token, keys, self.rules, &ctx, self.verified_by) {
             Ok(verified) if !self.permitted(&verified.claims) => {
@@ -486,12 +501,7 @@ impl JwtCheck<'_> {
                 d
             }
             Ok(verified) => {
-                let claim = self
-                    .snapshot
-                    .tenant(&entry.tenant)
-                    .and_then(|t| t.viewer_claim.as_deref())
-                    .unwrap_or(DEFAULT_VIEWER_CLAIM);
-                let viewer = viewer_id(&verified.claims, claim);
+                let viewer = viewer_id(&verified.claims, viewer_claim);
                 let time = |name: &str| verified.claims.get(name).and_then(|v| v.as_f64());
                 let iat = time("iat");
                 let revoked = viewer.as_deref().is_some_and(|v| {

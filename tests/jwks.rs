@@ -110,6 +110,7 @@ fn check(token: &str, keys: &TenantKeys) -> Result<Verified, Rejected> {
         object_id: "abc123",
         viewer_ip: "203.0.113.7",
         now_unix_s: now(),
+        keep: jwt::Kept::All,
     };
     jwt::check(token, keys, &JwtPolicy::default(), &ctx)
 }

@@ -84,6 +84,7 @@ impl Victim {
             object_id: "abc123",
             viewer_ip: "10.1.2.3",
             now_unix_s: NOW,
+            keep: jwt::Kept::All,
         };
         jwt::check(token, &self.keys, &JwtPolicy::default(), &ctx)
     }

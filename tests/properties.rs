@@ -316,7 +316,7 @@ proptest! {
             ..Default::default()
         };
         let token = sign(signer.pair.private_pem.as_bytes(), &opts, NOW).expect("signs");
-        let ctx = JwtContext { object_id: "abc123", viewer_ip: "10.1.2.3", now_unix_s: NOW as f64 };
+        let ctx = JwtContext { object_id: "abc123", viewer_ip: "10.1.2.3", now_unix_s: NOW as f64, keep: jwt::Kept::Also(&[]) };
         let got = jwt::check(&token, &signer.keys, &JwtPolicy::default(), &ctx);
         let expired = exp_in < -60;
         let early = nbf_in.is_some_and(|n| n > 60);

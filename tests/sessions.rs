@@ -262,6 +262,42 @@ async fn deny_new_refuses_a_third_session_and_user_end_frees_the_slot() {
     );
 }
 
+/// The viewer a token names comes from the tenant's `viewer_claim` when it sets one: a fresh
+/// answer builds only the claims something reads, and this one must be among them.
+#[tokio::test]
+async fn a_tenants_own_viewer_claim_is_the_one_counted() {
+    let mist = MistApi::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = json!({"max_sessions_per_viewer": 1, "on_exceed": "deny-new"});
+    let (d, key) = daemon(tmp.path(), &mist, "viewer_claim = \"uid\"\n", rules).await;
+    let now = now_s();
+    // Two different `sub`s, one `uid`: the same viewer, so the second session is refused.
+    let tokens: Vec<String> = ["x1", "x2"]
+        .iter()
+        .map(|sub| {
+            let opts = SignOptions {
+                kid: key.kid.clone(),
+                sub: Some((*sub).into()),
+                exp_in_s: Some(600),
+                claims: vec![("uid".into(), json!("erin"))],
+                ..SignOptions::default()
+            };
+            sign(key.private_pem.as_bytes(), &opts, now).unwrap()
+        })
+        .collect();
+    let s: Vec<String> = (0..2).map(|i| session_id(&format!("uid-{i}"))).collect();
+    assert_eq!(play(&d, &tokens[0], &s[0]).await, "true");
+    assert_eq!(
+        play(&d, &tokens[1], &s[1]).await,
+        "false",
+        "uid erin holds her one session already"
+    );
+    d.wait_for_log("a viewer-session-limit denial", |l| {
+        l["message"] == "denied" && l["reason"] == "viewer-session-limit"
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn end_oldest_plays_the_third_session_and_ends_the_first() {
     let mist = MistApi::start().await;

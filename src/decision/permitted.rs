@@ -9,13 +9,21 @@ impl JwtCheck<'_> {
     /// Whether the verified claims grant [`JwtCheck::permission`] on the stream (always, when
     /// none is required).
     pub(super) fn permitted(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
-        let Some(action) = self.permission else {
-            return true;
-        };
-        let claim = self
-            .snapshot
-            .tenant(&self.entry.tenant)
-            .map_or(permission::DEFAULT_CLAIM, |t| t.permission_claim());
-        permission::permits(claims, claim, action, self.request.stream)
+        match (self.permission, self.permission_claim()) {
+            (Some(action), Some(claim)) => {
+                permission::permits(claims, claim, action, self.request.stream)
+            }
+            _ => true,
+        }
+    }
+
+    /// The claim that must grant the permission, when one is required.
+    pub(super) fn permission_claim(&self) -> Option<&str> {
+        self.permission?;
+        Some(
+            self.snapshot
+                .tenant(&self.entry.tenant)
+                .map_or(permission::DEFAULT_CLAIM, |t| t.permission_claim()),
+        )
     }
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::Fail;
+use super::json::{Checked, scalars_answer};
 use crate::reason::Reason;
 
 /// Longest kid usher looks up; longer ones cannot name an active key.
@@ -87,28 +88,6 @@ pub(super) fn kid<'h>(header: &'h Header<'_>) -> Result<&'h str, Fail> {
 /// logged).
 pub(super) fn kid_is_plausible(kid: &str) -> bool {
     kid.len() <= MAX_KID_BYTES && !kid.chars().any(char::is_control)
-}
-
-/// The scalar visits (all but strings) of a visitor to which any such value means the same:
-/// each answers `$value`.
-macro_rules! scalars_answer {
-    ($value:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-    };
 }
 
 /// A whole JSON document: the header when it is an object.
@@ -212,45 +191,6 @@ impl<'de> Deserialize<'de> for Field<'de> {
             scalars_answer!(Field::Other);
         }
         d.deserialize_any(FieldVisitor)
-    }
-}
-
-/// Any JSON value, checked as `serde_json::Value` would check it (unlike `IgnoredAny`, which
-/// skips numbers without their range check), and dropped.
-struct Checked;
-
-impl Checked {
-    fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Checked, A::Error> {
-        while map.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-
-    fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-}
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct CheckedVisitor;
-        impl<'de> Visitor<'de> for CheckedVisitor {
-            type Value = Checked;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Checked, A::Error> {
-                Checked::drain_map(map)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Checked, A::Error> {
-                Checked::drain_seq(seq)
-            }
-            scalars_answer!(Checked);
-            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-        }
-        d.deserialize_any(CheckedVisitor)
     }
 }
 

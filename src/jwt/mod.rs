@@ -11,6 +11,7 @@ mod claims;
 mod compact;
 mod header;
 pub mod ip;
+mod json;
 pub mod token;
 
 #[cfg(test)]
@@ -39,6 +40,27 @@ pub struct JwtContext<'a> {
     pub viewer_ip: &'a str,
     /// Now, in seconds since the Unix epoch.
     pub now_unix_s: f64,
+    /// The claims [`Verified::claims`] holds besides those the checks read.
+    pub keep: Kept<'a>,
+}
+
+/// Which claims of a verified token are kept for the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Kept<'a> {
+    /// All of them (a dry run reports them).
+    All,
+    /// Those the checks read and these (the viewer claim, the permission claim).
+    Also(&'a [&'a str]),
+}
+
+impl JwtContext<'_> {
+    /// Whether claim `name` is kept for the caller.
+    fn keeps(&self, name: &str) -> bool {
+        match self.keep {
+            Kept::All => true,
+            Kept::Also(names) => names.contains(&name),
+        }
+    }
 }
 
 /// A token that passed every check.
@@ -48,7 +70,7 @@ pub struct Verified {
     pub kid: String,
     /// That key's [`serial`](VerifyingKey::serial), for [`check_known`].
     pub signed_by: u64,
-    /// The verified claims.
+    /// The verified claims: those the checks read and those [`JwtContext::keep`] names.
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -61,7 +83,8 @@ pub struct Rejected {
     pub detail: String,
     /// The header's kid, once known (and only when it is short and printable, so logs stay clean).
     pub kid: Option<String>,
-    /// The unverified payload when it could be decoded (for `/v1/test`; never an auth signal).
+    /// The unverified payload when it could be decoded (for `/v1/test`, which keeps every claim:
+    /// [`Kept::All`]; never an auth signal).
     pub unverified_claims: Option<serde_json::Value>,
 }
 
@@ -111,17 +134,23 @@ pub fn check_known(
     verified_by: Option<u64>,
 ) -> Result<Verified, Rejected> {
     let parts = compact::split(token).map_err(|f| reject(f, None, None))?;
-    let header_bytes =
-        compact::decode(parts.header).map_err(|f| reject(f, None, Some(parts.payload)))?;
-    let header = header::parse(&header_bytes).map_err(|f| reject(f, None, Some(parts.payload)))?;
+    // Only a dry run reports the payload of a token it refuses; a live refusal (a forged token's
+    // among them) neither decodes nor parses it.
+    let report = matches!(ctx.keep, Kept::All).then_some(parts.payload);
+    let header_bytes = compact::decode(parts.header).map_err(|f| reject(f, None, report))?;
+    let header = header::parse(&header_bytes).map_err(|f| reject(f, None, report))?;
     let checked = check_header_and_signature(&header, &parts, keys, rules, verified_by);
     let kid = header::kid(&header)
         .ok()
         .filter(|k| header::kid_is_plausible(k));
-    let signed_by = checked.map_err(|f| reject(f, kid, Some(parts.payload)))?;
+    let signed_by = checked.map_err(|f| reject(f, kid, report))?;
     let kid = kid.unwrap_or_default();
     let verified = compact::decode(parts.payload)
-        .and_then(|bytes| claims::parse(&bytes))
+        .and_then(|bytes| {
+            claims::parse(&bytes, |name| {
+                ctx.keeps(name) || claims::read_by_checks(name, rules)
+            })
+        })
         .map_err(|f| reject(f, Some(kid), None))?;
     match claims::check(&verified, rules, ctx) {
         Ok(()) => Ok(Verified {
@@ -208,7 +237,7 @@ fn signature_verifies(key: &VerifyingKey, parts: &compact::Parts<'_>) -> bool {
     }
 }
 
-/// Builds the rejection; the payload, if given, is decoded best-effort for `/v1/test` only.
+/// Builds the rejection; the payload, if given (dry runs), is decoded best-effort for `/v1/test`.
 fn reject(f: Fail, kid: Option<&str>, payload_b64: Option<&str>) -> Rejected {
     let unverified_claims = payload_b64
         .and_then(|p| compact::decode(p).ok())

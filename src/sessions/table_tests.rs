@@ -335,3 +335,24 @@ fn every_table_hashes_with_its_own_random_key() {
     assert_eq!(a.id(&key), a.id(&key));
     assert_ne!(a.viewer(0, b"v"), b.viewer(0, b"v"));
 }
+
+#[test]
+fn only_64_lower_case_hex_digits_are_packed_and_they_pack_back_to_the_same_text() {
+    let hex = "0123456789abcdef".repeat(4);
+    let IdRef::Hex(bytes) = IdRef::parse(&hex) else {
+        panic!("64 lower-case hex digits are packed");
+    };
+    assert_eq!(SessionId::Hex(bytes).to_text(), hex);
+    // One byte that is not a lower-case hex digit, anywhere, keeps the id as text.
+    for at in 0..64 {
+        for bad in [b'A', b'F', b'g', b'/', b':', b'`', b' ', 0xc3] {
+            let mut text = hex.clone().into_bytes();
+            text[at] = bad;
+            let Ok(text) = String::from_utf8(text) else {
+                continue; // a lone 0xc3 is not UTF-8: no `&str` can hold it
+            };
+            assert!(matches!(IdRef::parse(&text), IdRef::Text(_)), "{text}");
+        }
+    }
+    assert!(matches!(IdRef::parse(&hex[..62]), IdRef::Text(_)));
+}

@@ -264,3 +264,29 @@ fn clock_that_is_not_a_number_fails_closed() {
         assert_eq!(rejected.reason, Reason::InternalError);
     }
 }
+
+#[test]
+fn a_live_check_keeps_only_the_claims_it_was_asked_for_and_reports_no_refused_payload() {
+    let mut fx = Fixture::es256();
+    fx.policy.object_claim = Some("obj".into());
+    let claims = json!({"iat": NOW, "exp": NOW + 600.0, "sub": "abc123", "obj": "abc123",
+        "uid": "erin", "jti": "j1", "tier": "pro"});
+    let live = JwtContext {
+        keep: Kept::Also(&["uid"]),
+        ..ctx()
+    };
+    let verified = check(&fx.token(&claims), &fx.keys, &fx.policy, &live).unwrap();
+    let kept: Vec<&str> = verified.claims.keys().map(String::as_str).collect();
+    // The registered claims the checks read, the policy's object claim, and what was asked for.
+    assert_eq!(kept, ["exp", "iat", "obj", "uid"]);
+    // A refused token: its payload is neither decoded nor reported outside a dry run.
+    let mut forged = fx.token(&claims).into_bytes();
+    let i = forged.len() - 10; // inside the signature
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let rejected = check(&forged, &fx.keys, &fx.policy, &live).unwrap_err();
+    assert_eq!(rejected.reason, Reason::JwtSigFail);
+    assert!(rejected.unverified_claims.is_none());
+    let dry = check(&forged, &fx.keys, &fx.policy, &ctx()).unwrap_err();
+    assert_eq!(dry.unverified_claims, Some(claims));
+}

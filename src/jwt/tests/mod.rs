@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use super::{JwtContext, Rejected, Verified, check};
+use super::{JwtContext, Kept, Rejected, Verified, check};
 use crate::keys::material::{KeyMaterial, load};
 use crate::keys::{KeyAlg, KeySource, TenantKeys, VerifyingKey};
 use crate::policy::model::JwtPolicy;
@@ -39,6 +39,7 @@ pub(super) fn ctx() -> JwtContext<'static> {
         object_id: "abc123",
         viewer_ip: "10.1.2.3",
         now_unix_s: NOW,
+        keep: Kept::All,
     }
 }
 
