@@ -44,7 +44,9 @@ pub enum PayloadError {
 /// Splits a body into lines: `\n` separated, one trailing newline tolerated, at most `N + 1` lines
 /// looked at so a huge body of newlines costs nothing more.
 pub(super) fn lines<const N: usize>(body: &[u8]) -> Result<([&str; N], usize), PayloadError> {
-    let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
+    // Every trigger's whole body is validated, a cached answer's too: `simdutf8` gives the
+    // standard validator's verdicts (a test holds them side by side) in fewer instructions.
+    let text = simdutf8::basic::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let mut out = [""; N];
     let mut count = 0;
@@ -201,6 +203,34 @@ mod tests {
             parse_user_new(b"vod\n1.2.3.4\nt\nHLS\nurl\n\nfalse"),
             Err(PayloadError::Empty("session_id"))
         );
+    }
+
+    #[test]
+    fn a_body_is_utf8_exactly_when_the_standard_library_says_so() {
+        let cases: [&[u8]; 12] = [
+            b"live\n1.2.3.4",
+            "str\u{e9}am\n\u{1f600}".as_bytes(),
+            b"\xc3",             // truncated
+            b"\xc0\xaf",         // overlong
+            b"\xe0\x80\xaf",     // overlong
+            b"\xed\xa0\x80",     // surrogate
+            b"\xf4\x90\x80\x80", // above U+10FFFF
+            b"\xf8\x88\x80\x80\x80",
+            b"\xff",
+            b"a\x80b",
+            b"",
+            b"\xef\xbb\xbflive",
+        ];
+        for body in cases {
+            let long = [&b"x".repeat(100)[..], body].concat();
+            for body in [body, &long[..]] {
+                assert_eq!(
+                    matches!(lines::<7>(body), Err(PayloadError::NotUtf8)),
+                    std::str::from_utf8(body).is_err(),
+                    "{body:?}"
+                );
+            }
+        }
     }
 
     #[test]
