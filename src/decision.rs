@@ -471,11 +471,9 @@ impl JwtCheck<'_> {
             .tenant(&entry.tenant)
             .and_then(|t| t.viewer_claim.as_deref())
             .unwrap_or(DEFAULT_VIEWER_CLAIM);
+        let permission_claim = self.permission_claim();
         // The claims read here besides those the checks read.
-        let read = [
-            viewer_claim,
-            self.permission_claim().unwrap_or(viewer_claim),
-        ];
+        let read = [viewer_claim, permission_claim.unwrap_or(viewer_claim)];
         let ctx = JwtContext {
             object_id: lookup::object_id(request.stream),
             viewer_ip: request.viewer_ip,
@@ -488,7 +486,7 @@ impl JwtCheck<'_> {
         };
         let keys = keys.unwrap_or_else(|| self.snapshot.keys(&entry.tenant));
         match jwt::check_known(&token, keys, self.rules, &ctx, self.verified_by) {
-            Ok(verified) if !self.permitted(&verified.claims) => {
+            Ok(verified) if !self.permitted(&verified.claims, permission_claim) => {
                 let mut d = Decision::new(
                     entry,
                     false,

@@ -6,14 +6,19 @@ use super::JwtCheck;
 use crate::publish::permission;
 
 impl JwtCheck<'_> {
-    /// Whether the verified claims grant [`JwtCheck::permission`] on the stream (always, when
-    /// none is required).
-    pub(super) fn permitted(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
-        match (self.permission, self.permission_claim()) {
-            (Some(action), Some(claim)) => {
+    /// Whether the verified claims grant [`JwtCheck::permission`] on the stream through `claim`
+    /// (the [`permission_claim`](Self::permission_claim), looked up once by the caller); always,
+    /// when none is required.
+    pub(super) fn permitted(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        claim: Option<&str>,
+    ) -> bool {
+        match self.permission.zip(claim) {
+            Some((action, claim)) => {
                 permission::permits(claims, claim, action, self.request.stream)
             }
-            _ => true,
+            None => true,
         }
     }
 

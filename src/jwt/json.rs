@@ -76,8 +76,8 @@ pub(super) struct Member<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Member<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
+        struct MemberVisitor;
+        impl<'de> Visitor<'de> for MemberVisitor {
             type Value = Member<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a member name")
@@ -89,6 +89,6 @@ impl<'de> Deserialize<'de> for Member<'de> {
                 Ok(Member(Cow::Owned(s.to_owned())))
             }
         }
-        d.deserialize_str(NameVisitor)
+        d.deserialize_str(MemberVisitor)
     }
 }
