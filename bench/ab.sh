@@ -16,7 +16,8 @@
 #
 # Both ushers get the same config (one `jwt` policy, tracking on); EXTRA_A / EXTRA_B append config
 # lines to one of them (e.g. EXTRA_A=$'[sessions]\nmax_entries = 0'); LOG_A / LOG_B set one's
-# `[log] level` (default `warn`, as bench/cpu.sh; the shipped config.toml says `info`). SEQUENTIAL=1
+# `[log] level` (default `warn`, as bench/cpu.sh; the shipped config.toml says `info`). FLOOR=<binary>
+# runs another build of examples/floor.rs as `floor` / `vfloor` (e.g. one built with PGO). SEQUENTIAL=1
 # runs A and B one after the other instead (alternating order). Loopback only; everything started is stopped
 # on exit; every run is bounded in time. Builds release (usher's examples) first.
 set -euo pipefail
@@ -39,8 +40,8 @@ start() { # name what extra-config log-level -> sets PID_<name>, URL_<name>
     local p c
     p=$(free_port); c=$(free_port)
     case $2 in
-        floor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
-        vfloor) taskset -c 0 timeout 1800 "$EX/floor" "127.0.0.1:$p" 1800 "$WORK/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
+        floor) taskset -c 0 timeout 1800 "${FLOOR:-$EX/floor}" "127.0.0.1:$p" 1800 >/dev/null 2>&1 & ;;
+        vfloor) taskset -c 0 timeout 1800 "${FLOOR:-$EX/floor}" "127.0.0.1:$p" 1800 "$WORK/keys/k1.pub.pem" >/dev/null 2>&1 & ;;
         *)
             { bench_config "$p" "$c" "$WORK/state-$1" "$4" "$WORK/keys/k1.pub.pem"; echo "$3"; } >"$WORK/$1.toml"
             taskset -c 0 timeout 1800 "$2" serve --config "$WORK/$1.toml" >/dev/null 2>"$WORK/$1.log" &

@@ -25,6 +25,8 @@
 # after SESSIONS_FILL sessions were admitted under a `cut_at_exp` policy (their timers pending).
 #
 # Loopback only; every process it starts is stopped on exit; every run is bounded in time.
+# usher is measured as it ships: built by packaging/build-release.sh (PGO, target/release-pgo;
+# ~15 minutes more); PGO=0 measures the plain `cargo build --release` binary instead.
 # BENCH_USHER_BIN=<another usher binary> measures an older build the same way. LOG_LEVEL (warn)
 # is usher's `[log] level`; `info` shows the cost of enabled spans and logs. FLEET=1 runs usher as a
 # fleet node following a local `nats-server -js` (SPEC §11): the trigger path must cost the same.
@@ -58,7 +60,12 @@ cargo build --release --bin usher --examples 2>&1 | tail -1 >&2
 cargo bench --bench verify --no-run 2>&1 | tail -1 >&2
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
+if [ -z "${BENCH_USHER_BIN:-}" ] && [ "${PGO:-1}" = 1 ]; then
+    log "building the release binary (packaging/build-release.sh: PGO)"
+    BENCH_USHER_BIN=$("$ROOT/packaging/build-release.sh")
+fi
 SERVER_BIN=${BENCH_USHER_BIN:-$BIN/usher}
+log "usher: $SERVER_BIN"
 VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -328,7 +335,7 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }';
 REPORT=""
 if [ "$MAIN" = 1 ]; then
 REPORT=$(cat <<EOF
-Produced by \`bench/cpu.sh\` (commit \`$COMMIT\`, $(date -u '+%Y-%m-%d %H:%M UTC'), binary \`$(basename "$SERVER_BIN")\`,
+Produced by \`bench/cpu.sh\` (commit \`$COMMIT\`, $(date -u '+%Y-%m-%d %H:%M UTC'), binary \`${SERVER_BIN#"$ROOT"/}\`,
 log level \`$LOG_LEVEL\`, fleet $([ "$FLEET" = 1 ] && echo "on: a local nats-server -js" || echo off)). **Machine:** $NPROC CPUs, \`$CPU_MODEL\`; load $LOAD_BEFORE before, $LOAD_AFTER after.
 Server pinned to CPU $SERVER_CPU, wrk (1 thread, $CONNS connections) to CPU $CLIENT_CPU; median of $RUNS interleaved runs of $RUN_S s each.
 Server CPU = utime + stime of the whole process (\`/proc/PID/stat\`, $CLK_TCK ticks/s) over the run / requests answered.

@@ -5,6 +5,12 @@
 # the kernel are not in it, so it complements bench/cpu.sh and never replaces it.
 #
 #   bench/instructions.sh [USHER_BIN]     (default target/release/usher; RUN_S=20 per server)
+#   CACHE_SIM=1 bench/instructions.sh target/release-pgo/usher
+#
+# CACHE_SIM=1 also simulates the core's first-level caches (32 KiB instructions, 48 KiB data) and
+# prints their misses per request: how much code and data a request runs through that the last
+# one's verify pushed out (user space only: the kernel is not simulated) — the footprint that
+# instruction counts miss.
 #
 # Four servers, one after the other, each under valgrind with instrumentation switched on only
 # while wrk drives it (1 thread, 4 kept-alive connections, bench/trigger.lua): the floor and
@@ -22,6 +28,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 USHER=${1:-$ROOT/target/release/usher}
 RUN_S=${RUN_S:-20}
+CACHE_SIM=${CACHE_SIM:-0}
 for tool in valgrind callgrind_control callgrind_annotate wrk; do
     command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install valgrind wrk)" >&2; exit 1; }
 done
@@ -45,6 +52,8 @@ measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all out
     local p c out=$WORK/cg.$1.$2
     p=$(free_port); c=$(free_port)
     local vg=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
+    # The core's L1 caches (32 KiB instruction, 48 KiB data) and a 2 MiB L2 as last level.
+    [ "$CACHE_SIM" = 1 ] && vg+=(--cache-sim=yes --I1=32768,8,64 --D1=49152,12,64 --LL=2097152,16,64)
     case $1 in
         floor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 2>"$WORK/vg.log" & ;;
         vfloor) "${vg[@]}" "$EX/floor" "127.0.0.1:$p" 900 "$WORK/keys/k1.pub.pem" 2>"$WORK/vg.log" & ;;
@@ -78,22 +87,38 @@ measure() { # server(floor|vfloor|usher) mode(cached|fresh) -> "requests all out
     local dump
     dump=$(ls -S "$out"* | head -1)
     callgrind_annotate --auto=no --threshold=100 "$dump" 2>/dev/null | awk -v n="$n" '
-        /PROGRAM TOTALS/ && !total { gsub(",", "", $1); total = $1; next }
+        /PROGRAM TOTALS/ && !total {
+            k = 0
+            for (i = 1; i <= NF; i++) if ($i ~ /^[0-9,]+$/) { gsub(",", "", $i); t[++k] = $i }
+            total = t[1]
+            # With the cache simulated: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+            if (k >= 6) { i1 = t[4]; d1 = t[5] + t[6] }
+            next
+        }
         /^ *[0-9,]+ \( *[0-9.]+%\) / {
             v = $1; gsub(",", "", v)
             if ($0 ~ /aws-lc|aws_lc/) lc += v
         }
-        END { printf "%d %.0f %.0f\n", n, total / n, (total - lc) / n }'
+        END { printf "%d %.0f %.0f %.0f %.0f\n", n, total / n, (total - lc) / n, i1 / n, d1 / n }'
 }
 
 echo "usher: $USHER ($(git rev-parse --short HEAD 2>/dev/null || echo '?')), $RUN_S s a server, $(date -u '+%F %H:%M UTC')"
-printf '| %-14s | %9s | %12s | %16s |\n' "server, answer" requests "instr./req" "outside aws-lc"
-printf '|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------"
+if [ "$CACHE_SIM" = 1 ]; then
+    printf '| %-14s | %9s | %12s | %16s | %12s | %12s |\n' "server, answer" requests "instr./req" "outside aws-lc" "L1i misses" "L1d misses"
+    printf '|%s|%s|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------" "--------------" "--------------"
+else
+    printf '| %-14s | %9s | %12s | %16s |\n' "server, answer" requests "instr./req" "outside aws-lc"
+    printf '|%s|%s|%s|%s|\n' "----------------" "-----------" "--------------" "------------------"
+fi
 declare -A ALL OUT
 for run in "floor cached" "usher cached" "vfloor fresh" "usher fresh"; do
-    read -r n all outside <<<"$(measure $run)"
+    read -r n all outside i1 d1 <<<"$(measure $run)"
     ALL[$run]=$all; OUT[$run]=$outside
-    printf '| %-14s | %9s | %12s | %16s |\n' "$run" "$n" "$all" "$outside"
+    if [ "$CACHE_SIM" = 1 ]; then
+        printf '| %-14s | %9s | %12s | %16s | %12s | %12s |\n' "$run" "$n" "$all" "$outside" "$i1" "$d1"
+    else
+        printf '| %-14s | %9s | %12s | %16s |\n' "$run" "$n" "$all" "$outside"
+    fi
 done
 excess() { awk -v u="$1" -v f="$2" 'BEGIN {printf "%+d (%+.1f %%)", u - f, (u - f) * 100 / f}'; }
 echo
