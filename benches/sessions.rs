@@ -14,8 +14,9 @@
 
 use std::time::{Duration, Instant};
 
+use usher::policy::session_rules::SessionRules;
 use usher::sessions::table::{Facts, Table};
-use usher::sessions::{Revocations, SessionRules, Sessions};
+use usher::sessions::{Revocations, Sessions};
 
 const N: usize = 1_000_000;
 const NOW: f64 = 1_800_000_000.0;

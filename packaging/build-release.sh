@@ -8,7 +8,7 @@
 # 2. trains it: the daemon on loopback ports, driven by the repository's own load generator
 #    (examples/bench_load with tokens from examples/bench_tokens) as MistServer drives it —
 #    first checks with fresh tokens, cached re-asks, kept-alive and a connection per request, an
-#    invalidation and the re-check storm that follows, USER_END for every session;
+#    invalidation and the re-check storm that follows, USER_END for 500 sessions that played;
 # 3. merges the profile (`llvm-profdata` from rustup's `llvm-tools`, which matches rustc's LLVM);
 # 4. builds usher with it (`-Cprofile-use`, cargo profile `release-pgo`).
 # The profile changes only where code is laid out and what is inlined, never what usher answers;

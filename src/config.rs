@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use crate::spec::{KeySpec, Named, PolicySpec};
 
+mod fleet;
+pub use fleet::FleetConfig;
+
 /// The whole `config.toml`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -20,12 +23,12 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub webhook: WebhookConfig,
     pub log: LogConfig,
-    pub sessions: crate::sessions::config::SessionsConfig,
+    pub sessions: SessionsConfig,
     pub tenants: Vec<TenantConfig>,
     pub keys: Vec<KeyConfig>,
     pub policies: Vec<PolicyConfig>,
     /// `[fleet]` (SPEC §11): absent = a single node on its own.
-    pub fleet: Option<crate::fleet::FleetConfig>,
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[trigger]`: where MistServer posts its triggers.
@@ -189,6 +192,28 @@ impl Default for LogConfig {
         LogConfig {
             format: "text".into(),
             level: "info".into(),
+        }
+    }
+}
+
+/// `[sessions]`: the size of the live-session table and how long a viewer revocation is kept
+/// when a tenant's tokens have no bounded lifetime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Most sessions tracked at once; 0 turns tracking off (policies with `cut_at_exp` or
+    /// `max_sessions_per_viewer` then refuse their sessions).
+    pub max_entries: usize,
+    /// How long a viewer revocation is kept when some `jwt` policy of the tenant has no
+    /// `max_lifetime_s` (so no token lifetime bounds it).
+    pub revocation_max_age_s: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            max_entries: 1_000_000,
+            revocation_max_age_s: 7 * 24 * 3600,
         }
     }
 }

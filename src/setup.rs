@@ -69,7 +69,7 @@ pub async fn load_config(
     };
     for entry in snapshot.policies() {
         let publish_hook = match &entry.publish {
-            crate::publish::PublishRule::Webhook(hook) => Some(hook),
+            crate::policy::model::PublishRule::Webhook(hook) => Some(hook),
             _ => None,
         };
         let hooks = match &entry.policy {
@@ -97,7 +97,7 @@ pub async fn load_config(
         }
     }
     if config.sessions.max_entries == 0 {
-        warnings.extend(crate::sessions::config::untracked_rules(&snapshot));
+        warnings.extend(untracked_rules(&snapshot));
     }
     if !problems.0.is_empty() {
         return Err(problems);
@@ -111,6 +111,25 @@ pub async fn load_config(
 }
 
 /// SPEC §5: no control listener on a non-loopback address without a token.
+/// With tracking off (`max_entries = 0`), one warning per `jwt` policy whose session rules need
+/// it: its sessions are refused with `viewer-session-limit`.
+fn untracked_rules(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .policies()
+        .filter(|e| match &e.policy {
+            Policy::Jwt(rules) => rules.sessions.need_tracking(),
+            _ => false,
+        })
+        .map(|e| {
+            format!(
+                "policies[object={:?}]: cut_at_exp or max_sessions_per_viewer with \
+                 [sessions] max_entries = 0: its sessions are refused (viewer-session-limit)",
+                e.object
+            )
+        })
+        .collect()
+}
+
 fn check_control(config: &Config, problems: &mut Problems) {
     match control_tokens(config) {
         Ok(tokens) if tokens.is_empty() && !config.control.listen.ip().is_loopback() => {

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 use crate::keys::material::{self, KeyMaterial};
 use crate::keys::{KeyAlg, KeySource, VerifyingKey};
 
+mod publish;
+pub use publish::{MAX_STREAM_KEY_BYTES, PublishSpec};
+
 /// Whether a key may verify tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -159,7 +162,21 @@ pub struct PolicySpec {
     pub require_permission: bool,
     /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publish: Option<Box<crate::publish::spec::PublishSpec>>,
+    pub publish: Option<Box<PublishSpec>>,
+}
+
+/// A tenant id or kid: 1..=128 characters of `[A-Za-z0-9._-]`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An object name (stream name, object id or base name): 1..=256 printable bytes, no whitespace.
+pub fn valid_object(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
 }
 
 /// A named spec as the config file writes it: the name field (`kid`, `object`) beside the

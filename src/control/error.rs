@@ -3,6 +3,7 @@
 use hyper::StatusCode;
 
 use crate::enforce::Refused;
+use crate::fleet::write::WriteError;
 
 /// A control API error. `Display` is the human message; [`ApiError::code`] the stable code.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,15 @@ pub enum ApiError {
     /// The change path refused the change; nothing was changed.
     #[error(transparent)]
     Refused(#[from] Refused),
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> ApiError {
+        match e {
+            WriteError::Conflict(detail) => ApiError::Conflict(detail),
+            WriteError::Unavailable(detail) => ApiError::FleetUnavailable(detail),
+        }
+    }
 }
 
 impl ApiError {

@@ -17,8 +17,8 @@ use crate::enforce::{Applied, Change, Invalidated, Outcome};
 use crate::fleet::record::Role;
 use crate::fleet::write::Written;
 use crate::fleet::{Fleet, events};
-use crate::policy::build::valid_object;
 use crate::policy::model::Policy;
+use crate::spec::valid_object;
 use crate::spec::{KeySpec, KeyStatus, PolicySpec};
 
 /// How long `POST /v1/invalidate` waits for this node's own application of the event.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::keys::check_name;
 use super::{ApiError, Control, Reply, parse};
 use crate::enforce::{Change, Target};
-use crate::policy::build::valid_object;
+use crate::spec::valid_object;
 
 /// The body: exactly one of `streams`, `objects`, `tenant`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]

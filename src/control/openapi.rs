@@ -159,7 +159,7 @@ pub struct PolicyView {
     pub require_permission: Option<bool>,
     /// Who may push (SPEC §10); `{"type": "deny"}` when none was set. A webhook `secret` and a
     /// `stream_key` are always `********`; `stream_key_sha256` is never shown.
-    pub publish: Option<crate::publish::spec::PublishSpec>,
+    pub publish: Option<crate::spec::PublishSpec>,
 }
 
 /// A policy change: the policy as shown, and what it invalidated.

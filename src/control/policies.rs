@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use super::keys::check_name;
 use super::{ApiError, Control, Reply, merge, parse};
 use crate::enforce::{Change, Outcome};
-use crate::policy::build::valid_object;
+use crate::policy::model::PublishRule;
 use crate::policy::model::{Policy, PolicyEntry, Source};
-use crate::publish::PublishRule;
 use crate::spec::PolicySpec;
+use crate::spec::valid_object;
 
 /// What a secret is shown as.
 pub const MASK: &str = "********";

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{ApiError, Control, Reply, parse};
 use crate::decision::{Mode, OwnedRequest, PushRequest, dry_run_push_url};
-use crate::policy::build::valid_object;
+use crate::spec::valid_object;
 
 /// Viewer IP used when the body names none.
 pub const DEFAULT_VIEWER_IP: &str = "127.0.0.1";

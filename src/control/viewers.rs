@@ -16,6 +16,7 @@ use crate::decision::now_unix_s;
 use crate::enforce::{Applied, Change};
 use crate::fleet::Fleet;
 use crate::fleet::record::{RevocationRecord, Role, revocation_key};
+use crate::fleet::write::WriteError;
 
 /// How many times a revocation without `If-Match` is merged and written again when another
 /// write of the same viewer came first.
@@ -145,7 +146,9 @@ pub async fn revoke_through(
             )
             .await
         {
-            Err(ApiError::Conflict(_)) if expected.is_none() && tries < FLEET_RETRIES => tries += 1,
+            Err(WriteError::Conflict(_)) if expected.is_none() && tries < FLEET_RETRIES => {
+                tries += 1
+            }
             written => break written?,
         }
     };

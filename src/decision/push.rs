@@ -4,10 +4,10 @@
 
 use super::{Decision, Evaluator, JwtCheck, Mode, Request, unix_seconds};
 use crate::jwt::token::query_param;
-use crate::policy::model::{JwtPolicy, PolicyEntry};
+use crate::policy::model::{JwtPolicy, PolicyEntry, PublishRule};
 use crate::policy::store::Snapshot;
+use crate::publish::StreamKeyHash;
 use crate::publish::permission::Action;
-use crate::publish::{PublishRule, StreamKeyHash};
 use crate::reason::Reason;
 
 /// One incoming push, as `STREAM_PUSH` or `PUSH_REWRITE` describes it. The push URL carries the

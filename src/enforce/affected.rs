@@ -67,7 +67,7 @@ mod tests {
                 object: (*object).into(),
                 tenant: (*tenant).into(),
                 policy: Policy::Public,
-                publish: crate::publish::PublishRule::Deny,
+                publish: crate::policy::model::PublishRule::Deny,
                 source: Source::Api,
             });
         }

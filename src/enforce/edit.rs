@@ -10,9 +10,9 @@ use super::affected::Scope;
 use super::change::{Outcome, Refused, Target};
 use super::layers::{changes, find_kid};
 use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT, VerifyingKey};
-use crate::policy::build;
 use crate::policy::model::{Policy, PolicyEntry, Secret, Source};
 use crate::policy::store::Snapshot;
+use crate::policy::{build, publish_rule};
 use crate::spec::{KeySpec, KeyStatus, PolicySpec};
 use crate::state::Write;
 
@@ -176,7 +176,7 @@ pub fn put_policy(
         };
     }
     if let (Some(publish), Some(old)) = (spec.publish.as_mut(), old.policy(object)) {
-        publish.keep_secrets_of(&old.publish);
+        publish_rule::keep_secrets(publish, &old.publish);
     }
     spec.publish = spec.publish.take().map(|p| Box::new(p.stored()));
     let mut entry = build::entry(object, &spec, Source::Api)

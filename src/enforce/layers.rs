@@ -143,7 +143,7 @@ mod tests {
                 object: (*object).into(),
                 tenant: "t1".into(),
                 policy: policy.clone(),
-                publish: crate::publish::PublishRule::Deny,
+                publish: crate::policy::model::PublishRule::Deny,
                 source: Source::Config,
             });
         }

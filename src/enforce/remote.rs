@@ -135,7 +135,7 @@ mod tests {
             tenant: "t0".into(),
             policy: Policy::Public,
             source: Source::Config,
-            publish: crate::publish::PublishRule::Deny,
+            publish: crate::policy::model::PublishRule::Deny,
         });
         let enforcer = Enforcer::start(Parts {
             config,

@@ -66,7 +66,7 @@ fn config_snapshot() -> Snapshot {
         object: "fixed".into(),
         tenant: "t0".into(),
         policy: Policy::Public,
-        publish: crate::publish::PublishRule::Deny,
+        publish: crate::policy::model::PublishRule::Deny,
         source: Source::Config,
     });
     s

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::{Client, ConnectOptions};
 
-use super::config::FleetConfig;
+use crate::config::FleetConfig;
 
 /// The longest pause between two reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);

@@ -7,12 +7,12 @@
 //! consumer acknowledges only after its own MistServer did; each node reports its state to a
 //! status bucket that `GET /v1/fleet` lists.
 //!
-//! The parts: [`config`] (`[fleet]`), [`connect`] (the NATS client), [`objects`] (buckets and
-//! stream), [`record`] (names and records, pure), [`progress`] (applied revisions), [`follow`]
-//! (the bucket watchers), [`events`] (invalidations), [`write`] (control-plane writes),
-//! [`status`] (node reports and metrics), [`sessions`] (session counts across nodes).
+//! The parts: [`connect`] (the NATS client), [`objects`] (buckets and stream), [`record`] (names
+//! and records, pure), [`progress`] (applied revisions), [`follow`] (the bucket watchers),
+//! [`events`] (invalidations), [`write`] (control-plane writes), [`status`] (node reports and
+//! metrics), [`sessions`] (session counts across nodes). `[fleet]` itself is read by
+//! `config` ([`FleetConfig`]).
 
-pub mod config;
 pub mod connect;
 pub mod events;
 pub mod follow;
@@ -32,8 +32,7 @@ use async_nats::Client;
 use async_nats::jetstream;
 use tokio::task::JoinHandle;
 
-pub use config::FleetConfig;
-
+use crate::config::FleetConfig;
 use crate::enforce::Enforcer;
 use crate::state::StateDb;
 use objects::Objects;

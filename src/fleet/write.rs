@@ -11,7 +11,6 @@ use bytes::Bytes;
 
 use super::Fleet;
 use super::record::{self, Role};
-use crate::control::ApiError;
 use crate::enforce::Applied;
 
 /// How long a writer waits for its own node to apply what it wrote, beyond the write itself.
@@ -27,8 +26,19 @@ pub struct Written {
     pub applied: Option<Applied>,
 }
 
-fn unavailable(detail: &str) -> ApiError {
-    ApiError::FleetUnavailable(format!(
+/// Why a write was not stored; the control API answers 409 or 503 with the message.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The write names a revision that is no longer the latest.
+    #[error("{0}")]
+    Conflict(String),
+    /// JetStream did not confirm the write.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn unavailable(detail: &str) -> WriteError {
+    WriteError::Unavailable(format!(
         "the fleet's JetStream did not confirm the write ({detail}); nothing is known to be \
          stored: re-read and retry"
     ))
@@ -44,7 +54,7 @@ impl Fleet {
         name: &str,
         value: Option<Bytes>,
         expected: Option<u64>,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<Written, WriteError> {
         self.write_key(role, &record::encode(name), name, value, expected)
             .await
     }
@@ -57,7 +67,7 @@ impl Fleet {
         name: &str,
         value: Option<Bytes>,
         expected: Option<u64>,
-    ) -> Result<Written, ApiError> {
+    ) -> Result<Written, WriteError> {
         if !self.connected() {
             return Err(unavailable("NATS is not connected"));
         }
@@ -88,7 +98,7 @@ impl Fleet {
         name: &str,
         value: Option<Bytes>,
         expected: Option<u64>,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<u64, WriteError> {
         let latest = self.latest(role, key).await?;
         let expected = match expected {
             Some(0) => match latest {
@@ -100,7 +110,7 @@ impl Fleet {
             None => {
                 let (revision, _) = latest.unwrap_or((0, true));
                 if revision > self.progress().applied(bucket) {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(WriteError::Conflict(format!(
                         "{name:?} has a newer revision ({revision}) than this node has applied; \
                          re-read it and write again with If-Match"
                     )));
@@ -125,7 +135,7 @@ impl Fleet {
             .await;
         match ack {
             Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(ApiError::Conflict(
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(WriteError::Conflict(
                 format!("{name:?} is no longer at revision {expected}; re-read it and write again"),
             )),
             Err(e) => Err(unavailable(&e.kind().to_string())),
@@ -154,7 +164,7 @@ impl Fleet {
         &self,
         role: Role,
         key: &str,
-    ) -> Result<Option<(u64, Bytes)>, ApiError> {
+    ) -> Result<Option<(u64, Bytes)>, WriteError> {
         let objects = self
             .objects()
             .ok_or_else(|| unavailable("the JetStream objects are not set up yet"))?;
@@ -170,7 +180,7 @@ impl Fleet {
     }
 
     /// The latest revision of `key` and whether it is a delete marker; `None`: never written.
-    async fn latest(&self, role: Role, key: &str) -> Result<Option<(u64, bool)>, ApiError> {
+    async fn latest(&self, role: Role, key: &str) -> Result<Option<(u64, bool)>, WriteError> {
         let objects = self
             .objects()
             .ok_or_else(|| unavailable("the JetStream objects are not set up yet"))?;

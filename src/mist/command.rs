@@ -3,7 +3,7 @@
 //! bookkeeping, its merging and the `pending_invalidations` table on disk stay one path: a stream
 //! name is its own key (as before, so a table written by an older usher reads the same), a session
 //! to end is [`STOP_PREFIX`] + its id. The prefix starts with a NUL byte, which no MistServer stream
-//! name holds (stream names are sanitised; usher's own names are printable, see `valid_object`).
+//! name holds (stream names are sanitised; usher's own names are printable, see `spec::valid_object`).
 
 use serde_json::{Map, Value, json};
 

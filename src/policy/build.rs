@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::model::{
-    JwtPolicy, Policy, PolicyEntry, Secret, Source, WEBHOOK_DEFAULT_TIMEOUT_MS,
+    JwtPolicy, Policy, PolicyEntry, PublishRule, Secret, Source, WEBHOOK_DEFAULT_TIMEOUT_MS,
     WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
 };
 use super::store::Snapshot;
 use crate::config::Config;
 use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT};
-use crate::spec::{KeyStatus, PolicySpec};
+use crate::spec::{KeyStatus, PolicySpec, valid_name, valid_object};
 
 /// Every problem found in a config, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -178,7 +178,7 @@ pub fn entry(object: &str, spec: &PolicySpec, source: Source) -> Result<PolicyEn
     let publish = spec
         .publish
         .as_ref()
-        .map_or(Ok(crate::publish::PublishRule::Deny), |p| p.rule());
+        .map_or(Ok(PublishRule::Deny), |p| super::publish_rule::build(p));
     match (policy, publish) {
         (Ok(policy), Ok(publish)) => Ok(PolicyEntry {
             object: object.to_owned(),
@@ -229,14 +229,14 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     .collect::<BTreeMap<_, _>>(),
                 object_claim: p.object_claim.clone(),
                 max_lifetime_s: p.max_lifetime_s,
-                sessions: crate::sessions::SessionRules::from_spec(
+                sessions: super::session_rules::SessionRules::from_spec(
                     p.cut_at_exp,
                     p.max_sessions_per_viewer,
                     p.on_exceed.as_deref(),
                 )
                 .unwrap_or_else(|e| {
                     errs.push(e);
-                    crate::sessions::SessionRules::default()
+                    super::session_rules::SessionRules::default()
                 }),
                 require_permission: p.require_permission,
             }))
@@ -289,18 +289,4 @@ pub fn webhook_policy(
         secret: Secret::new(secret),
         timeout_ms,
     })
-}
-
-/// A tenant id or kid: 1..=128 characters of `[A-Za-z0-9._-]`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// An object name (stream name, object id or base name): 1..=256 printable bytes, no whitespace.
-pub fn valid_object(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 256 && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)
 }

@@ -3,4 +3,6 @@
 pub mod build;
 pub mod lookup;
 pub mod model;
+pub mod publish_rule;
+pub mod session_rules;
 pub mod store;

@@ -41,7 +41,7 @@ pub struct JwtPolicy {
     /// `exp - now` may not exceed this.
     pub max_lifetime_s: Option<u64>,
     /// Live-session rules (SPEC §9): cut at expiry, sessions per viewer.
-    pub sessions: crate::sessions::SessionRules,
+    pub sessions: super::session_rules::SessionRules,
     /// The token's permission claim must list the stream under `read` (SPEC §10).
     pub require_permission: bool,
 }
@@ -107,6 +107,36 @@ pub struct PolicyEntry {
     pub tenant: String,
     pub policy: Policy,
     /// Who may push the streams this policy covers (SPEC §10); `deny` when absent.
-    pub publish: crate::publish::PublishRule,
+    pub publish: PublishRule,
     pub source: Source,
+}
+
+/// Who may publish the streams a policy covers. Absent means [`PublishRule::Deny`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PublishRule {
+    /// Nobody may publish (the default).
+    #[default]
+    Deny,
+    /// Anyone may publish.
+    Public,
+    /// A token signed by one of the tenant's keys, whose permission claim lists the stream
+    /// under `publish`.
+    Jwt(JwtPolicy),
+    /// The customer's webhook decides (`"action": "publish"`).
+    Webhook(WebhookPolicy),
+    /// The push URL's `key` query parameter must hash to this.
+    StreamKey(crate::publish::StreamKeyHash),
+}
+
+impl PublishRule {
+    /// The rule's type name as written in config files, the API and logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PublishRule::Deny => "deny",
+            PublishRule::Public => "public",
+            PublishRule::Jwt(_) => "jwt",
+            PublishRule::Webhook(_) => "webhook",
+            PublishRule::StreamKey(_) => "stream_key",
+        }
+    }
 }

@@ -50,7 +50,7 @@ impl Snapshot {
                 object: String::new(),
                 tenant: String::new(),
                 policy: default_policy,
-                publish: crate::publish::PublishRule::Deny,
+                publish: super::model::PublishRule::Deny,
                 source: Source::Config,
             }),
             no_keys: TenantKeys::default(),
@@ -153,7 +153,7 @@ mod tests {
             object: object.into(),
             tenant: "t1".into(),
             policy,
-            publish: crate::publish::PublishRule::Deny,
+            publish: crate::policy::model::PublishRule::Deny,
             source: Source::Config,
         }
     }

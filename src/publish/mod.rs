@@ -1,47 +1,15 @@
-//! Who may push a stream into MistServer (SPEC §10): the `publish` rule a policy may carry, the
-//! stream key it may hold (only as a SHA-256), and the permission claim tokens carry for reading
-//! and publishing. The push triggers are parsed in `trigger::push` and decided by
-//! `Evaluator::evaluate_push`; nothing here does I/O.
+//! What publishing rests on (SPEC §10): a stream key held only as its SHA-256, and the permission
+//! claim tokens carry for reading and publishing. The `publish` rule a policy carries is part of
+//! the policy model (`policy::model::PublishRule`, built by `policy::publish_rule`); the push
+//! triggers are parsed in `trigger::push` and decided by `Evaluator::evaluate_push`. Nothing here
+//! does I/O, and nothing here depends on the rest of usher.
 
 pub mod permission;
-pub mod spec;
 
 use std::fmt;
 
 use sha2::Digest;
 use subtle::ConstantTimeEq;
-
-use crate::policy::model::{JwtPolicy, WebhookPolicy};
-
-/// Who may publish the streams a policy covers. Absent means [`PublishRule::Deny`].
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum PublishRule {
-    /// Nobody may publish (the default).
-    #[default]
-    Deny,
-    /// Anyone may publish.
-    Public,
-    /// A token signed by one of the tenant's keys, whose permission claim lists the stream
-    /// under `publish`.
-    Jwt(JwtPolicy),
-    /// The customer's webhook decides (`"action": "publish"`).
-    Webhook(WebhookPolicy),
-    /// The push URL's `key` query parameter must hash to this.
-    StreamKey(StreamKeyHash),
-}
-
-impl PublishRule {
-    /// The rule's type name as written in config files, the API and logs.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            PublishRule::Deny => "deny",
-            PublishRule::Public => "public",
-            PublishRule::Jwt(_) => "jwt",
-            PublishRule::Webhook(_) => "webhook",
-            PublishRule::StreamKey(_) => "stream_key",
-        }
-    }
-}
 
 /// The SHA-256 of a stream key. The key itself is never stored; `Debug` never shows the hash
 /// either (a short key could be found from it).
@@ -103,10 +71,5 @@ mod tests {
         assert_eq!(StreamKeyHash::from_hex("abc"), None);
         assert_eq!(StreamKeyHash::from_hex(&"g".repeat(64)), None);
         assert!(!format!("{h:?}").contains(&h.to_hex()[..8]));
-    }
-
-    #[test]
-    fn the_default_rule_is_deny() {
-        assert_eq!(PublishRule::default(), PublishRule::Deny);
     }
 }

@@ -18,10 +18,8 @@
 //!
 //! No lock here is held across an `.await`.
 
-pub mod config;
 pub mod remote;
 pub mod revocations;
-pub mod rules;
 pub mod table;
 pub mod timer;
 
@@ -34,11 +32,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use revocations::{Revocation, Revocations};
-pub use rules::{OnExceed, SessionRules};
 pub use table::Facts;
 
 use crate::cache::{DecisionCache, DecisionKey};
 use crate::jwt::LEEWAY_S;
+use crate::policy::session_rules::{OnExceed, SessionRules};
 use crate::reason::Reason;
 use table::Table;
 

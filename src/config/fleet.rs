@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::build::valid_name;
+use crate::spec::valid_name;
 
 /// `[fleet]`: follow one NATS JetStream with the other nodes of the fleet.
 #[derive(Debug, Clone, Deserialize)]
