@@ -16,13 +16,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-host=$(rustc -vV | sed -n 's/^host: //p')
-profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
-[ -x "$profdata" ] || rustup component add llvm-tools >&2
-
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 bench_work floorpgo
+pgo_profdata >/dev/null # before the builds: fail early without llvm-profdata
 
 cargo build --locked --release --example bench_tokens 2>&1 | tail -1 >&2
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$TARGET/pgo/build-raw" \
@@ -52,11 +49,7 @@ for key in "" "$WORK/keys/k1.pub.pem"; do
     wait "$pid" || true
 done
 
-mkdir -p "$TARGET/pgo"
-"$profdata" merge -o "$WORK/floor.profdata" "$WORK"/raw/floor-*.profraw
-sum=$(sha256sum "$WORK/floor.profdata" | cut -c1-16)
-PROFILE=$TARGET/pgo/floor-$sum.profdata
-mv "$WORK/floor.profdata" "$PROFILE"
+PROFILE=$(pgo_profile floor "$WORK"/raw/floor-*.profraw)
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PROFILE" \
     cargo build --locked --profile floor-pgo --example floor 2>&1 | tail -1 >&2
 echo "$TARGET/floor-pgo/examples/floor"

@@ -13,6 +13,12 @@
 #   bench_config TRIGGER_PORT CONTROL_PORT STATE_DIR LOG_LEVEL PEM
 #                        a whole usher config on loopback: those ports and state directory,
 #                        MistServer's API where nothing listens, and bench_tenant PEM
+#   pgo_profdata         the path of rustup's llvm-profdata (it matches rustc's LLVM), adding
+#                        the `llvm-tools` component when it is missing; exits 1 when it cannot
+#   pgo_profile NAME RAW...
+#                        merges the .profraw files into $TARGET/pgo/NAME-<hash>.profdata (named
+#                        by its content, so cargo rebuilds whenever the profile changes) and
+#                        prints that path; needs $TARGET and $WORK
 
 free_port() {
     local p
@@ -66,6 +72,31 @@ api_url = "http://127.0.0.1:9/api2"
 level = "$4"
 $(bench_tenant "$5")
 EOT
+}
+
+pgo_profdata() {
+    local host tool
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    tool="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+    if [ ! -x "$tool" ]; then
+        echo "adding rustup's llvm-tools (llvm-profdata)" >&2
+        rustup component add llvm-tools >&2
+    fi
+    [ -x "$tool" ] || { echo "no llvm-profdata at $tool" >&2; exit 1; }
+    echo "$tool"
+}
+
+pgo_profile() { # name raw-files...
+    local name=$1 tool merged sum
+    shift
+    # Called as $(pgo_profile …), where `set -e` does not reach: every step says its failure.
+    tool=$(pgo_profdata) || return 1
+    merged=$WORK/$name.profdata
+    "$tool" merge -o "$merged" "$@" || return 1
+    sum=$(sha256sum "$merged" | cut -c1-16) || return 1
+    mkdir -p "$TARGET/pgo" || return 1
+    mv "$merged" "$TARGET/pgo/$name-$sum.profdata" || return 1
+    echo "$TARGET/pgo/$name-$sum.profdata"
 }
 
 bench_work() { # name

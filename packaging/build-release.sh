@@ -25,17 +25,10 @@ ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 say() { printf '[build-release %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
-if [ ! -x "$profdata" ]; then
-    say "adding rustup's llvm-tools (llvm-profdata)"
-    rustup component add llvm-tools >&2
-fi
-[ -x "$profdata" ] || { say "no llvm-profdata at $profdata"; exit 1; }
-
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 bench_work release
+pgo_profdata >/dev/null # before the builds: fail early without llvm-profdata
 
 say "building the load generator"
 cargo build --locked --release --example bench_tokens --example bench_load 2>&1 | tail -1 >&2
@@ -97,12 +90,7 @@ wait "$USHER" || true
 ls "$WORK"/raw/usher-*.profraw >/dev/null
 
 say "merging the profile"
-mkdir -p "$TARGET/pgo"
-"$profdata" merge -o "$WORK/usher.profdata" "$WORK"/raw/usher-*.profraw
-# Named by its content, so cargo rebuilds whenever the profile changes.
-sum=$(sha256sum "$WORK/usher.profdata" | cut -c1-16)
-PROFILE=$TARGET/pgo/usher-$sum.profdata
-mv "$WORK/usher.profdata" "$PROFILE"
+PROFILE=$(pgo_profile usher "$WORK"/raw/usher-*.profraw)
 
 say "building usher with the profile (profile release-pgo)"
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PROFILE" \

@@ -18,8 +18,7 @@ use crate::fleet::record::Role;
 use crate::fleet::write::Written;
 use crate::fleet::{Fleet, events};
 use crate::policy::model::Policy;
-use crate::spec::valid_object;
-use crate::spec::{KeySpec, KeyStatus, PolicySpec};
+use crate::spec::{KeySpec, KeyStatus, PolicySpec, valid_object};
 
 /// How long `POST /v1/invalidate` waits for this node's own application of the event.
 const LOCAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

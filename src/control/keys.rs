@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use super::{ApiError, Control, Reply, merge, parse};
 use crate::enforce::{Change, Invalidated, Outcome};
 use crate::keys::{KeySource, VerifyingKey};
-use crate::spec::valid_name;
-use crate::spec::{KeySpec, KeyStatus};
+use crate::spec::{KeySpec, KeyStatus, valid_name};
 
 /// Parses the body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, or a public JWK (`alg`
 /// optional). Fields that only the config file may carry (`secret`, `public_key_file`,

@@ -7,10 +7,8 @@ use serde_json::{Value, json};
 use super::keys::check_name;
 use super::{ApiError, Control, Reply, merge, parse};
 use crate::enforce::{Change, Outcome};
-use crate::policy::model::PublishRule;
-use crate::policy::model::{Policy, PolicyEntry, Source};
-use crate::spec::PolicySpec;
-use crate::spec::valid_object;
+use crate::policy::model::{Policy, PolicyEntry, PublishRule, Source};
+use crate::spec::{PolicySpec, valid_object};
 
 /// What a secret is shown as.
 pub const MASK: &str = "********";

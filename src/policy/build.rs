@@ -8,6 +8,8 @@ use super::model::{
     JwtPolicy, Policy, PolicyEntry, PublishRule, Secret, Source, WEBHOOK_DEFAULT_TIMEOUT_MS,
     WEBHOOK_MAX_TIMEOUT_MS, WebhookPolicy,
 };
+use super::publish_rule;
+use super::session_rules::SessionRules;
 use super::store::Snapshot;
 use crate::config::Config;
 use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT};
@@ -178,7 +180,7 @@ pub fn entry(object: &str, spec: &PolicySpec, source: Source) -> Result<PolicyEn
     let publish = spec
         .publish
         .as_ref()
-        .map_or(Ok(PublishRule::Deny), |p| super::publish_rule::build(p));
+        .map_or(Ok(PublishRule::Deny), |p| publish_rule::build(p));
     match (policy, publish) {
         (Ok(policy), Ok(publish)) => Ok(PolicyEntry {
             object: object.to_owned(),
@@ -229,14 +231,14 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     .collect::<BTreeMap<_, _>>(),
                 object_claim: p.object_claim.clone(),
                 max_lifetime_s: p.max_lifetime_s,
-                sessions: super::session_rules::SessionRules::from_spec(
+                sessions: SessionRules::from_spec(
                     p.cut_at_exp,
                     p.max_sessions_per_viewer,
                     p.on_exceed.as_deref(),
                 )
                 .unwrap_or_else(|e| {
                     errs.push(e);
-                    super::session_rules::SessionRules::default()
+                    SessionRules::default()
                 }),
                 require_permission: p.require_permission,
             }))

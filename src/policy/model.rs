@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::session_rules::SessionRules;
+
 /// One playback policy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Policy {
@@ -41,7 +43,7 @@ pub struct JwtPolicy {
     /// `exp - now` may not exceed this.
     pub max_lifetime_s: Option<u64>,
     /// Live-session rules (SPEC §9): cut at expiry, sessions per viewer.
-    pub sessions: super::session_rules::SessionRules,
+    pub sessions: SessionRules,
     /// The token's permission claim must list the stream under `read` (SPEC §10).
     pub require_permission: bool,
 }
