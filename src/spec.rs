@@ -1,7 +1,8 @@
 //! How a signing key and a playback policy are written down — in `[[keys]]`/`[[policies]]` of the
 //! config file, in the control API's bodies and in the state database — as one shape each, so the
 //! three places cannot drift apart. [`KeySpec::load`] is the one loader of a key; policies are
-//! built from a [`PolicySpec`] by `policy::build`.
+//! built from a [`PolicySpec`] by `policy::build`, publish rules from a [`PublishSpec`] by
+//! `policy::publish_rule`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -92,13 +92,7 @@ fn crate_graph() -> Graph {
     let mut graph = Graph::new();
     for top in &tops {
         let mut files = Vec::new();
-        let flat = src.join(format!("{top}.rs"));
-        let dir = src.join(top);
-        let file = if flat.exists() {
-            flat
-        } else {
-            dir.join("mod.rs")
-        };
+        let (file, dir) = module_file(&src, top);
         module_files(file, &dir, &mut files);
         let uses = graph.entry(top.clone()).or_default();
         for file in files {
@@ -172,15 +166,22 @@ fn module_files(file: PathBuf, children_dir: &Path, out: &mut Vec<PathBuf>) {
             module_files(file, &dir, out);
             continue;
         }
-        let flat = children_dir.join(format!("{}.rs", child.name));
-        let dir = children_dir.join(&child.name);
-        let file = if flat.exists() {
-            flat
-        } else {
-            dir.join("mod.rs")
-        };
+        let (file, dir) = module_file(children_dir, &child.name);
         module_files(file, &dir, out);
     }
+}
+
+/// Where module `name` declared for `dir` lives (`dir/name.rs` or `dir/name/mod.rs`), and the
+/// directory of its own submodules.
+fn module_file(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let flat = dir.join(format!("{name}.rs"));
+    let own = dir.join(name);
+    let file = if flat.exists() {
+        flat
+    } else {
+        own.join("mod.rs")
+    };
+    (file, own)
 }
 
 /// Whether the attributes hold `#[cfg(test)]`.

@@ -4,9 +4,9 @@
 //! when its viewer opens more sessions than the policy allows (`end-oldest`).
 //!
 //! The parts: [`table`] (the pure table and its deadlines), [`revocations`] (viewer revocations),
-//! [`rules`] (what a policy asks), [`timer`] (the one task that acts on deadlines), [`remote`]
-//! (other nodes' session counts, with the fleet on). Ending a
-//! session goes through the durable MistServer queue (`Enforcer::end_sessions`).
+//! [`timer`] (the one task that acts on deadlines), [`remote`] (other nodes' session counts, with
+//! the fleet on). What a policy asks is part of the policy model (`policy::session_rules`).
+//! Ending a session goes through the durable MistServer queue (`Enforcer::end_sessions`).
 //!
 //! The table is fed on admission, after a fresh `jwt` evaluation allowed a session, and holds the
 //! key of that session's cached decision: whenever a session leaves the table its cached decision
