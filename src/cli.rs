@@ -31,12 +31,17 @@ pub enum Command {
     Serve,
     /// Print every problem in the config; exit 0 only when there is none.
     CheckConfig,
-    /// Make an ES256 key pair: DIR/K.key.pem (0600), DIR/K.pub.pem, DIR/K.jwk.json.
+    /// Make a key: DIR/K.key.pem (0600), DIR/K.pub.pem, DIR/K.jwk.json; for HS* DIR/K.secret and
+    /// DIR/K.jwk.json (the oct JWK `PUT /v1/keys` takes), both 0600.
     Keygen {
         #[arg(long)]
         kid: String,
+        /// ES256, ES384, EdDSA, RS256/384/512, PS256/384/512 or HS256/384/512.
         #[arg(long, default_value = "ES256")]
         alg: String,
+        /// RSA only: 2048 (default), 3072 or 4096.
+        #[arg(long)]
+        bits: Option<u32>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -98,7 +103,12 @@ pub fn run() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
-        Command::Keygen { kid, alg, out } => keygen(&kid, &alg, &out),
+        Command::Keygen {
+            kid,
+            alg,
+            bits,
+            out,
+        } => keygen(&kid, &alg, bits, &out),
         Command::Sign(args) => sign(args),
         Command::MistSetup {
             api,
@@ -194,21 +204,28 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn keygen(kid: &str, alg: &str, out: &std::path::Path) -> ExitCode {
+fn keygen(kid: &str, alg: &str, bits: Option<u32>, out: &std::path::Path) -> ExitCode {
     let Some(alg) = KeyAlg::parse(alg) else {
         eprintln!("usher keygen: unknown alg {alg:?}");
         return ExitCode::from(2);
     };
-    match keys::keygen::write_key_files(out, kid, alg) {
+    match keys::keygen::write_key_files(out, kid, alg, bits) {
         Ok(written) => {
             println!("kid: {kid}");
-            println!("{}", written.public_jwk);
-            eprintln!(
-                "wrote {} (private, 0600), {}, {}",
-                written.private_key.display(),
-                written.public_key.display(),
-                written.jwk.display()
-            );
+            println!("{}", written.shown_jwk);
+            match &written.public_key {
+                Some(public) => eprintln!(
+                    "wrote {} (private, 0600), {}, {}",
+                    written.private_key.display(),
+                    public.display(),
+                    written.jwk.display()
+                ),
+                None => eprintln!(
+                    "wrote {} (secret, 0600), {} (oct JWK with the secret, 0600)",
+                    written.private_key.display(),
+                    written.jwk.display()
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -221,7 +238,7 @@ fn keygen(kid: &str, alg: &str, out: &std::path::Path) -> ExitCode {
 /// The arguments of `usher sign`.
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
-    /// Private key PEM (or the shared secret file for HS256).
+    /// Private key PEM (or the shared secret file for HS*, its bytes exactly).
     #[arg(long)]
     key: PathBuf,
     #[arg(long)]

@@ -360,8 +360,10 @@ impl Evaluator {
     }
 
     /// On `jwt-unknown-kid` (or `no-active-keys`) for a tenant with a JWKS URL, and a kid that is
-    /// neither active nor revoked, refetches the tenant's set (rate-limited in [`JwksKeys`]) and
-    /// returns the merged keys when the set changed, for one more check.
+    /// neither active nor revoked, returns the tenant's keys merged with its fetched set once that
+    /// set holds the kid, for one more check: at once when a fetch already brought it (the
+    /// snapshot takes the set a moment after the fetch: a viewer in between is not denied),
+    /// else after refetching the set (rate-limited in [`JwksKeys`]).
     async fn refetched_keys(
         &self,
         snapshot: &Snapshot,
@@ -371,15 +373,21 @@ impl Evaluator {
         if !self.may_refetch(snapshot, entry, d) {
             return None;
         }
-        let jwks = self.jwks.as_ref()?;
+        let (jwks, kid) = (self.jwks.as_ref()?, d.kid.as_deref()?);
         let tenant = snapshot.tenant(&entry.tenant)?;
-        let changed = tokio::time::timeout(
+        let with_kid = || {
+            let fetched = jwks.keys(&entry.tenant).filter(|k| k.get(kid).is_some())?;
+            Some(crate::jwks::merged_keys(tenant, Some(&fetched)))
+        };
+        if let Some(keys) = with_kid() {
+            return Some(keys);
+        }
+        let _changed = tokio::time::timeout(
             JWKS_REFETCH_WAIT,
             jwks.refresh_for_unknown_kid(&entry.tenant),
         )
-        .await
-        .unwrap_or(false);
-        changed.then(|| crate::jwks::merged_keys(tenant, jwks.keys(&entry.tenant).as_deref()))
+        .await;
+        with_kid()
     }
 
     async fn evaluate_webhook(

@@ -36,8 +36,9 @@ impl KeyStatus {
 }
 
 /// A signing key without its kid (the kid is the `[[keys]]` entry's `kid`, the API path, the
-/// database row's name). Exactly one of `public_key_file`, `public_key_pem`, `jwk`, `secret`.
-/// `public_key_file` and `secret` (HS256) belong to the config file only.
+/// database row's name). Exactly one of `public_key_file`, `public_key_pem`, `jwk`, `secret`,
+/// `secret_file`. Files and a raw `secret` belong to the config file only; the API gives an HS*
+/// secret as an `oct` JWK. A `KeySpec` may hold a secret: never render one back.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
@@ -53,9 +54,14 @@ pub struct KeySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub public_key_file: Option<PathBuf>,
-    /// Config file only: an HS256 shared secret.
+    /// Config file only: an HS* shared secret, its bytes as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Config file only: a file holding an HS* shared secret (its bytes exactly, a trailing
+    /// newline included), relative to the config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub secret_file: Option<PathBuf>,
     /// `active` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<KeyStatus>,
@@ -67,8 +73,8 @@ impl KeySpec {
         self.status.unwrap_or_default()
     }
 
-    /// Builds the verifying key. `base_dir` resolves `public_key_file`; `None` (the API, the
-    /// database) refuses a file.
+    /// Builds the verifying key. `base_dir` resolves `public_key_file` and `secret_file`; `None`
+    /// (the API, the database) refuses a file.
     pub fn load(
         &self,
         kid: &str,
@@ -84,19 +90,26 @@ impl KeySpec {
             self.public_key_pem.is_some(),
             self.jwk.is_some(),
             self.secret.is_some(),
+            self.secret_file.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(
-                "give exactly one of public_key_file, public_key_pem, jwk, secret".to_string(),
+                "give exactly one of public_key_file, public_key_pem, jwk, secret, secret_file"
+                    .to_string(),
             );
         }
-        let file_pem;
+        let (file_pem, file_secret);
         let material = if let Some(path) = &self.public_key_file {
-            let base = base_dir.ok_or("public_key_file is read from the config file only")?;
-            let path = base.join(path);
-            file_pem = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            file_pem = String::from_utf8(read_key_file(base_dir, "public_key_file", path)?)
+                .map_err(|_| "public_key_file is not a PEM document".to_string())?;
             KeyMaterial::Pem(&file_pem)
+        } else if let Some(path) = &self.secret_file {
+            file_secret = p256::elliptic_curve::zeroize::Zeroizing::new(read_key_file(
+                base_dir,
+                "secret_file",
+                path,
+            )?);
+            KeyMaterial::Secret(&file_secret)
         } else if let Some(pem) = &self.public_key_pem {
             KeyMaterial::Pem(pem)
         } else if let Some(jwk) = &self.jwk {
@@ -107,12 +120,20 @@ impl KeySpec {
         material::load(kid, &self.tenant, alg, material, source).map_err(|e| e.to_string())
     }
 
-    /// What the state database keeps of an API key: its public material as given, its
-    /// algorithm, and its status.
+    /// What the state database (and the fleet's keys bucket) keeps of an API key: its material
+    /// as given — public, or an HS* key's `oct` JWK with the secret —, its algorithm, and its
+    /// status.
     pub fn stored(key: &VerifyingKey, given: &KeySpec, status: KeyStatus) -> KeySpec {
         let (pem, jwk) = match (&given.public_key_pem, &given.jwk) {
             (Some(pem), _) => (Some(pem.clone()), None),
-            _ => (None, given.jwk.clone().or_else(|| key.public_jwk.clone())),
+            _ => (
+                None,
+                given
+                    .jwk
+                    .clone()
+                    .or_else(|| key.public_jwk.clone())
+                    .or_else(|| material::secret_jwk(key)),
+            ),
         };
         KeySpec {
             tenant: key.tenant.clone(),
@@ -123,6 +144,30 @@ impl KeySpec {
             ..KeySpec::default()
         }
     }
+}
+
+/// Longest key file read: a PEM of a 4096-bit RSA key is under 1 KiB.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a key file of the config file (`public_key_file`, `secret_file`), bounded; `base_dir` is
+/// the config file's directory, `None` where files are not read (the API, the database).
+fn read_key_file(base_dir: Option<&Path>, field: &str, path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let base = base_dir.ok_or_else(|| format!("{field} is read from the config file only"))?;
+    let path = base.join(path);
+    let file =
+        std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!(
+            "{} is over {MAX_KEY_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A playback policy without its object (the `[[policies]]` entry's `object`, the API path, the
@@ -204,6 +249,50 @@ impl<T: serde::de::DeserializeOwned> Named<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_is_read_byte_for_byte_from_the_config_files_directory_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0xA5u8; 47];
+        bytes.push(b'\n'); // the newline is part of the secret: 48 bytes, enough for HS384
+        std::fs::write(dir.path().join("h.secret"), &bytes).unwrap();
+        let spec = KeySpec {
+            tenant: "t1".into(),
+            alg: Some("HS384".into()),
+            secret_file: Some("h.secret".into()),
+            ..KeySpec::default()
+        };
+        let key = spec.load("h", KeySource::Config, Some(dir.path())).unwrap();
+        assert_eq!(key.alg, KeyAlg::Hs384);
+        assert_eq!(key.decoding.try_get_as_bytes().unwrap(), &bytes[..]);
+        let err = spec.load("h", KeySource::Api, None).unwrap_err();
+        assert!(err.contains("config file only"), "{err}");
+        std::fs::write(dir.path().join("big"), vec![1u8; 64 * 1024 + 1]).unwrap();
+        let big = KeySpec {
+            secret_file: Some("big".into()),
+            ..spec.clone()
+        };
+        assert!(big.load("h", KeySource::Config, Some(dir.path())).is_err());
+        let both = KeySpec {
+            secret: Some("x".repeat(48)),
+            ..spec
+        };
+        assert!(both.load("h", KeySource::Config, Some(dir.path())).is_err());
+    }
+
+    #[test]
+    fn a_revoked_hs_key_is_stored_with_its_secret_so_it_loads_again() {
+        let given = KeySpec {
+            tenant: "t1".into(),
+            jwk: Some(serde_json::json!({"kty": "oct", "alg": "HS256", "k": "A".repeat(43)})),
+            ..KeySpec::default()
+        };
+        let key = given.load("h", KeySource::Api, None).unwrap();
+        let revoked = KeySpec::stored(&key, &KeySpec::default(), KeyStatus::Revoked);
+        let again = revoked.load("h", KeySource::Api, None).unwrap();
+        assert!(again.same_material(&key));
+        assert_eq!(revoked.status(), KeyStatus::Revoked);
+    }
 
     #[test]
     fn one_key_shape_reads_the_config_the_api_and_the_database() {

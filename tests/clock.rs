@@ -40,7 +40,7 @@ impl Write for Captured {
 #[tokio::test]
 async fn clock_before_1970_denies_with_internal_error_and_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
-    let key = write_key_files(dir.path(), "k1", KeyAlg::Es256).unwrap();
+    let key = write_key_files(dir.path(), "k1", KeyAlg::Es256, None).unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(
         &path,
@@ -48,7 +48,7 @@ async fn clock_before_1970_denies_with_internal_error_and_a_log_line() {
             "[state]\ndir = \"{}\"\n[[tenants]]\nid = \"t1\"\n[[keys]]\nkid = \"k1\"\ntenant = \"t1\"\n\
              public_key_file = \"{}\"\n[[policies]]\nobject = \"vod\"\ntenant = \"t1\"\ntype = \"jwt\"\n",
             dir.path().join("data").display(),
-            key.public_key.display()
+            key.public_key.as_ref().unwrap().display()
         ),
     )
     .unwrap();

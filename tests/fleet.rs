@@ -663,3 +663,58 @@ async fn a_viewer_holding_its_limit_on_node_a_is_refused_a_third_session_on_node
     assert_eq!(answer.status, 200);
     wait_remote_sessions(&b, 0).await;
 }
+
+/// An HS512 secret set over node A's API travels in the keys bucket (issue #34): node B verifies
+/// with it, neither node shows or logs it, and a revocation written through B reaches A with the
+/// record still loadable (a restarted A denies).
+#[tokio::test]
+async fn an_hs512_secret_set_on_node_a_verifies_on_node_b_and_is_never_shown() {
+    use base64::Engine as _;
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = Node::start(&nats, "a", root.path(), "").await;
+    let b = Node::start(&nats, "b", root.path(), "").await;
+    let secret: Vec<u8> = (0u8..64)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret);
+    let jwk = json!({"kty": "oct", "alg": "HS512", "k": k});
+    let (status, set) = put(&a, "/v1/keys/hs", json!({"tenant": "t1", "jwk": jwk}), None).await;
+    assert_eq!(status, 201, "{set}");
+    assert_eq!(set["jwk"]["k"], "********", "{set}");
+    let (status, set) = put(&a, "/v1/policies/vod", policy("jwt"), None).await;
+    assert_eq!(status, 201, "{set}");
+    let opts = usher::keys::sign::SignOptions {
+        kid: "hs".into(),
+        alg: usher::keys::KeyAlg::Hs512,
+        sub: Some("vod".into()),
+        ..Default::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = usher::keys::sign::sign(&secret, &opts, now).unwrap();
+    b.wait_decision("vod", &token, "b1", "true").await;
+    let (_, listed) = b.api().call("GET", "/v1/keys", None).await;
+    assert_eq!(listed["keys"][0]["jwk"]["k"], "********", "{listed}");
+    for node in [&a, &b] {
+        assert!(
+            !node.d().log_text().contains(&k),
+            "a node logged the secret"
+        );
+    }
+    assert!(!listed.to_string().contains(&k));
+
+    let (status, revoked) = b.api().call("POST", "/v1/keys/hs/revoke", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    a.wait_decision("vod", &token, "a1", "false").await;
+    a.kill();
+    a.restart().await;
+    a.wait_decision("vod", &token, "a2", "false").await;
+    assert!(
+        !a.d().log_text().contains("skipped"),
+        "the revoked record loads: {}",
+        a.d().log_text()
+    );
+}

@@ -367,3 +367,52 @@ async fn refused_addresses_and_plain_http_are_never_fetched() {
     assert!(jwks.keys("a").is_none() && jwks.keys("b").is_none());
     assert!(!jwks.refresh_for_unknown_kid("no-such-tenant").await);
 }
+
+/// Regression (found by tests/interop.rs): a fetch has brought the kid, but the snapshot has not
+/// taken the set yet (the daemon merges it a moment later). A viewer in between was denied
+/// `no-active-keys` — the refetch found nothing *new* — and the denial was cached. Now the
+/// evaluator checks again with the keys the fetch already holds, without spending the refetch.
+#[tokio::test]
+async fn a_kid_fetched_before_the_snapshot_took_the_set_verifies_at_once() {
+    use usher::decision::{Evaluator, Mode, Request};
+    use usher::policy::build;
+    use usher::policy::model::{Policy, Source};
+    use usher::policy::store::Snapshot;
+    use usher::spec::PolicySpec;
+    use usher::webhook::WebhookCaller;
+
+    let k1 = Signer::new("k1");
+    let lab = Lab::start(Reply::keys(&[k1.jwk()]), JwksOptions::default()).await;
+    lab.wait_for_revision(1).await;
+    let caller = WebhookCaller::with_client(
+        client(lab.server.ca_file()),
+        &usher::config::WebhookConfig::default(),
+    )
+    .unwrap();
+    let evaluator = Evaluator::new(caller).with_jwks(lab.jwks.clone());
+    // The snapshot as it is before the JWKS change is applied: the tenant, no keys.
+    let mut snapshot = Snapshot::new(Policy::Deny);
+    snapshot.tenant_mut(TENANT);
+    let spec = PolicySpec {
+        tenant: TENANT.into(),
+        kind: "jwt".into(),
+        ..PolicySpec::default()
+    };
+    snapshot.set_policy(build::entry("vod", &spec, Source::Config).unwrap());
+    let entry = snapshot.policy("vod").unwrap().clone();
+    let token = k1.token();
+    let url = format!("http://127.0.0.1:8080/hls/vod/index.m3u8?jwt={token}");
+    let request = Request {
+        stream: "vod",
+        session_id: "s1",
+        viewer_ip: "127.0.0.1",
+        token: &token,
+        connector: "HLS",
+        request_url: &url,
+    };
+    let decision = evaluator
+        .evaluate(&snapshot, &entry, &request, Mode::Live)
+        .await;
+    assert!(decision.allowed, "{:?}", decision.reason);
+    assert_eq!(lab.server.hits(), 1, "no refetch was needed");
+}

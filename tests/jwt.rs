@@ -26,8 +26,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let keys = tempfile::tempdir().unwrap();
-    let k1 = write_key_files(keys.path(), "k1", KeyAlg::Es256).unwrap();
-    let other = write_key_files(keys.path(), "other", KeyAlg::Es256).unwrap();
+    let k1 = write_key_files(keys.path(), "k1", KeyAlg::Es256, None).unwrap();
+    let other = write_key_files(keys.path(), "other", KeyAlg::Es256, None).unwrap();
     let config = format!(
         r#"
 [[tenants]]
@@ -72,7 +72,7 @@ tenant = "t1"
 type = "jwt"
 allowed_kids = ["k9"]
 "#,
-        k1.public_key.display()
+        k1.public_key.as_ref().unwrap().display()
     );
     Setup {
         daemon: Daemon::start(&config),

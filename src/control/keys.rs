@@ -1,21 +1,23 @@
 //! `PUT /v1/keys/{kid}`, `POST /v1/keys/{kid}/revoke`, `GET /v1/keys`: signing keys set over the
-//! API. Public material only; HS256 secrets belong in the config file and are never shown.
+//! API: public material, or an HS* shared secret as an `oct` JWK (the API always asks for a
+//! control token). A secret is never shown back: a view masks it.
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::{ApiError, Control, Reply, merge, parse};
 use crate::enforce::{Change, Invalidated, Outcome};
-use crate::keys::{KeySource, VerifyingKey};
+use crate::keys::{KeySource, MASK, VerifyingKey, material};
 use crate::spec::{KeySpec, KeyStatus, valid_name};
 
-/// Parses the body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, or a public JWK (`alg`
-/// optional). Fields that only the config file may carry (`secret`, `public_key_file`,
-/// `status`) are refused by name.
+/// Parses the body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, a public JWK (`alg`
+/// optional), or an `oct` JWK for HS*. Fields that only the config file may carry (`secret`,
+/// `secret_file`, `public_key_file`, `status`) are refused by name.
 pub fn parse_key(body: &[u8]) -> Result<KeySpec, ApiError> {
     let spec: KeySpec = parse(body)?;
     for (given, field) in [
         (spec.secret.is_some(), "secret"),
+        (spec.secret_file.is_some(), "secret_file"),
         (spec.public_key_file.is_some(), "public_key_file"),
         (spec.status.is_some(), "status"),
     ] {
@@ -103,7 +105,7 @@ pub fn list(ctl: &Control) -> (StatusCode, Value) {
     (StatusCode::OK, json!({ "keys": keys }))
 }
 
-/// How a key is shown: never an HS256 secret (its `jwk` is null).
+/// How a key is shown: the public JWK, or for HS* an `oct` JWK whose `k` is masked.
 pub fn view(key: &VerifyingKey, status: KeyStatus) -> Value {
     let source = match key.source {
         KeySource::Config => "config",
@@ -116,7 +118,7 @@ pub fn view(key: &VerifyingKey, status: KeyStatus) -> Value {
         "alg": key.alg.as_str(),
         "status": status.as_str(),
         "source": source,
-        "jwk": key.public_jwk,
+        "jwk": key.public_jwk.clone().or_else(|| material::hmac_jwk(key, MASK)),
     })
 }
 

@@ -102,7 +102,7 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// A key as shown (never an HS256 secret: its `jwk` is null).
+/// A key as shown: never an HS* secret (its `jwk` is an `oct` JWK whose `k` is `********`).
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     pub kid: String,
@@ -112,7 +112,7 @@ pub struct KeyView {
     pub status: String,
     /// `config`, `api` or `jwks`.
     pub source: String,
-    /// The public JWK.
+    /// The public JWK; for HS* an `oct` JWK with `k` masked.
     pub jwk: Option<serde_json::Value>,
 }
 
@@ -192,7 +192,7 @@ fn list_keys() {}
     responses(
         (status = 201, description = "A new key", body = KeyChange),
         (status = 200, description = "The key replaced; new material invalidates the tenant", body = KeyChange),
-        (status = 400, description = "`bad-body`, `bad-name`; also `secret`, `public_key_file` and `status`, which only the config file may set", body = ErrorBody),
+        (status = 400, description = "`bad-body`, `bad-name`; also `secret`, `secret_file`, `public_key_file` and `status`, which only the config file may set (an HS* secret goes in as an `oct` JWK)", body = ErrorBody),
         (status = 401, body = ErrorBody),
 (status = 409, description = "`read-only`, `kid-taken`, `key-revoked`; fleet: `revision-conflict`", body = ErrorBody),
         (status = 422, description = "`too-many-keys`, `invalid-key`", body = ErrorBody),

@@ -10,8 +10,7 @@ use crate::enforce::{Change, Outcome};
 use crate::policy::model::{Policy, PolicyEntry, PublishRule, Source};
 use crate::spec::{PolicySpec, valid_object};
 
-/// What a secret is shown as.
-pub const MASK: &str = "********";
+pub use crate::keys::MASK;
 
 fn check_object(object: &str) -> Result<(), ApiError> {
     if valid_object(object) {

@@ -35,7 +35,7 @@ use edit::Edit;
 
 use crate::cache::DecisionCache;
 use crate::jwks::JwksKeys;
-use crate::keys::{KeyAlg, KeySource, VerifyingKey};
+use crate::keys::{KeySource, VerifyingKey};
 use crate::metrics::Metrics;
 use crate::mist::{MAX_PENDING, MistClient, QueueStatus, Ticket};
 use crate::net::guard::SsrfGuard;
@@ -453,17 +453,20 @@ impl Enforcer {
     }
 }
 
-/// Loads a key given over the control plane: public material only, never HS256, no file.
+/// Loads a key given over the control plane: public material, or an HS* secret as an `oct` JWK;
+/// never a file, never a raw `secret` (those are the config file's).
 fn api_key(kid: &str, spec: &KeySpec) -> Result<VerifyingKey, Refused> {
-    if spec.secret.is_some() || spec.alg.as_deref() == Some(KeyAlg::Hs256.as_str()) {
-        return Err(Refused::InvalidKey(
-            "HS256 keys (shared secrets) can only be set in the config file".into(),
-        ));
-    }
-    if spec.public_key_file.is_some() {
-        return Err(Refused::InvalidKey(
-            "public_key_file is read from the config file only".into(),
-        ));
+    for (given, field) in [
+        (spec.secret.is_some(), "secret"),
+        (spec.secret_file.is_some(), "secret_file"),
+        (spec.public_key_file.is_some(), "public_key_file"),
+    ] {
+        if given {
+            return Err(Refused::InvalidKey(format!(
+                "{field} is read from the config file only; over the API an HS* secret is an \
+                 oct JWK"
+            )));
+        }
     }
     if spec.public_key_pem.is_some() == spec.jwk.is_some() {
         return Err(Refused::InvalidKey(

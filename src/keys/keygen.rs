@@ -1,16 +1,22 @@
-//! `usher keygen`: makes an ES256 key pair for an operator. The private key goes to a file that
-//! is mode 0600 from the moment it exists; usher itself keeps only the public half.
+//! `usher keygen`: makes a key for an operator, of any algorithm usher verifies. A private key or a
+//! shared secret goes to a file that is mode 0600 from the moment it exists; usher itself keeps
+//! only the public half (or, for HS*, the secret the control plane sets).
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use serde_json::Value;
 
-use super::KeyAlg;
-use super::material::{es256_jwk_members, finish_public_jwk};
+use super::material::{self, KeyMaterial, es256_jwk_members, finish_public_jwk};
+use super::{KeyAlg, KeyFamily, KeySource};
 
 /// Longest kid `keygen` accepts (it becomes a file name).
 pub const MAX_KEYGEN_KID_CHARS: usize = 128;
@@ -23,9 +29,9 @@ pub enum KeygenError {
         "kid must be 1..={MAX_KEYGEN_KID_CHARS} characters of A-Z a-z 0-9 . _ - and not . or .."
     )]
     BadKid,
-    /// Only ES256 key pairs are generated.
-    #[error("keygen makes ES256 keys only, not {0}")]
-    UnsupportedAlg(KeyAlg),
+    /// `--bits` names a size usher does not make, or is given for a key that is not RSA.
+    #[error("RSA keys are 2048, 3072 or 4096 bits; --bits goes with RS* and PS* only")]
+    BadBits,
     /// A target file exists already; nothing was written.
     #[error("{} exists already; refusing to overwrite it", .0.display())]
     Exists(PathBuf),
@@ -60,17 +66,44 @@ impl std::fmt::Debug for Es256KeyPair {
     }
 }
 
+/// RSA key sizes `keygen` makes, in bits; the first is the default.
+pub const RSA_BITS: [u32; 3] = [2048, 3072, 4096];
+
 /// What [`write_key_files`] wrote.
 #[derive(Debug, Clone)]
 pub struct KeyFiles {
-    /// `DIR/K.key.pem`, mode 0600.
+    /// `DIR/K.key.pem` (a private key), or for HS* `DIR/K.secret` (the secret's raw bytes, as
+    /// `usher sign --key` and the config's `secret_file` read it); mode 0600.
     pub private_key: PathBuf,
-    /// `DIR/K.pub.pem`.
-    pub public_key: PathBuf,
-    /// `DIR/K.jwk.json`.
+    /// `DIR/K.pub.pem`; `None` for HS*, which has no public half.
+    pub public_key: Option<PathBuf>,
+    /// `DIR/K.jwk.json`: the public JWK, or for HS* the `oct` JWK with the secret (mode 0600),
+    /// which is what `PUT /v1/keys/{kid}` takes.
     pub jwk: PathBuf,
-    /// The public JWK written to `jwk`.
-    pub public_jwk: Value,
+    /// What may be printed of the JWK: the public JWK, or for HS* the `oct` JWK with `k` masked.
+    pub shown_jwk: Value,
+}
+
+/// A freshly generated key of any algorithm. `Debug` never prints the private part.
+pub struct GeneratedKey {
+    pub alg: KeyAlg,
+    /// A PKCS#8 PEM private key, or for HS* the raw secret; zeroized on drop.
+    pub private: Zeroizing<Vec<u8>>,
+    /// The SubjectPublicKeyInfo PEM; `None` for HS*.
+    pub public_pem: Option<String>,
+    /// The public JWK, or for HS* the `oct` JWK holding the secret (zeroized on drop).
+    pub jwk: Zeroizing<String>,
+    /// The JWK as it may be shown (HS*: `k` masked).
+    pub shown_jwk: Value,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("alg", &self.alg)
+            .field("shown_jwk", &self.shown_jwk)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks that a kid is 1..=128 chars of `[A-Za-z0-9._-]` (so it is a safe file name).
@@ -108,18 +141,141 @@ pub fn generate_es256(kid: &str) -> Result<Es256KeyPair, KeygenError> {
     })
 }
 
-/// Generates a key pair and writes `DIR/K.key.pem` (mode 0600), `DIR/K.pub.pem` and
-/// `DIR/K.jwk.json`, creating `dir` (mode 0700) if missing. Refuses to overwrite any of them.
-pub fn write_key_files(dir: &Path, kid: &str, alg: KeyAlg) -> Result<KeyFiles, KeygenError> {
-    validate_kid(kid)?;
-    if alg != KeyAlg::Es256 {
-        return Err(KeygenError::UnsupportedAlg(alg));
+/// Generates a key of `alg` (`bits`: RSA only, 2048 by default) from the operating system's
+/// random source. Its public JWK is what usher itself makes of the public PEM, so a key `keygen`
+/// makes is one usher takes.
+pub fn generate(kid: &str, alg: KeyAlg, bits: Option<u32>) -> Result<GeneratedKey, KeygenError> {
+    if bits.is_some() && alg.family() != KeyFamily::Rsa {
+        return Err(KeygenError::BadBits);
     }
+    let encode = |e: aws_lc_rs::error::Unspecified| KeygenError::Encode(e.to_string());
+    let (private_der, public_der): (Zeroizing<Vec<u8>>, Vec<u8>) = match alg.family() {
+        KeyFamily::Hmac => return generate_secret(kid, alg),
+        KeyFamily::Ec if alg == KeyAlg::Es256 => {
+            let pair = generate_es256(kid)?;
+            let private = Zeroizing::new(pair.private_pem.as_bytes().to_vec());
+            return finish_generated(kid, alg, private, pair.public_pem);
+        }
+        KeyFamily::Ec => {
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            )
+            .map_err(encode)?;
+            let private = pair.to_pkcs8v1().map_err(encode)?;
+            let public = pair.public_key().as_der().map_err(encode)?;
+            (
+                Zeroizing::new(private.as_ref().to_vec()),
+                public.as_ref().to_vec(),
+            )
+        }
+        KeyFamily::Okp => {
+            let pair = aws_lc_rs::signature::Ed25519KeyPair::generate().map_err(encode)?;
+            let private = pair.to_pkcs8v1().map_err(encode)?;
+            let public = pair.public_key().as_der().map_err(encode)?;
+            (
+                Zeroizing::new(private.as_ref().to_vec()),
+                public.as_ref().to_vec(),
+            )
+        }
+        KeyFamily::Rsa => {
+            use aws_lc_rs::rsa::KeySize;
+            let size = match bits.unwrap_or(RSA_BITS[0]) {
+                2048 => KeySize::Rsa2048,
+                3072 => KeySize::Rsa3072,
+                4096 => KeySize::Rsa4096,
+                _ => return Err(KeygenError::BadBits),
+            };
+            let pair = aws_lc_rs::rsa::KeyPair::generate(size).map_err(encode)?;
+            let private: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair.as_der().map_err(encode)?;
+            let public = pair.public_key().as_der().map_err(encode)?;
+            (
+                Zeroizing::new(private.as_ref().to_vec()),
+                public.as_ref().to_vec(),
+            )
+        }
+    };
+    let pem = |label: &str, der: &[u8]| {
+        p256::pkcs8::der::pem::encode_string(label, LineEnding::LF, der)
+            .map_err(|e| KeygenError::Encode(e.to_string()))
+    };
+    let private = Zeroizing::new(pem("PRIVATE KEY", &private_der)?.into_bytes());
+    finish_generated(kid, alg, private, pem("PUBLIC KEY", &public_der)?)
+}
+
+/// The public JWK of a generated key, made by usher's own loader from the public PEM.
+fn finish_generated(
+    kid: &str,
+    alg: KeyAlg,
+    private: Zeroizing<Vec<u8>>,
+    public_pem: String,
+) -> Result<GeneratedKey, KeygenError> {
+    let key = load_made(kid, alg, KeyMaterial::Pem(&public_pem))?;
+    let shown_jwk = key.public_jwk.unwrap_or_default();
+    let jwk = Zeroizing::new(pretty(&shown_jwk)?);
+    Ok(GeneratedKey {
+        alg,
+        private,
+        public_pem: Some(public_pem),
+        jwk,
+        shown_jwk,
+    })
+}
+
+/// A made key as usher loads it (with the API's rules, the strictest).
+fn load_made(
+    kid: &str,
+    alg: KeyAlg,
+    made: KeyMaterial<'_>,
+) -> Result<super::VerifyingKey, KeygenError> {
+    material::load(kid, "", Some(alg), made, KeySource::Api)
+        .map_err(|e| KeygenError::Encode(e.to_string()))
+}
+
+/// An HS* secret as long as the algorithm's hash (RFC 7518 §3.2), and its `oct` JWK.
+fn generate_secret(kid: &str, alg: KeyAlg) -> Result<GeneratedKey, KeygenError> {
+    let mut secret = Zeroizing::new(vec![0u8; alg.hash_bytes()]);
+    aws_lc_rs::rand::fill(&mut secret).map_err(|e| KeygenError::Encode(e.to_string()))?;
+    let key = load_made(kid, alg, KeyMaterial::Secret(&secret))?;
+    let k = Zeroizing::new(URL_SAFE_NO_PAD.encode(&*secret));
+    let with_secret = material::hmac_jwk(&key, &k).unwrap_or_default();
+    let jwk = Zeroizing::new(pretty(&with_secret)?);
+    drop(with_secret);
+    Ok(GeneratedKey {
+        alg,
+        private: secret,
+        public_pem: None,
+        jwk,
+        shown_jwk: material::hmac_jwk(&key, super::MASK).unwrap_or_default(),
+    })
+}
+
+fn pretty(jwk: &Value) -> Result<String, KeygenError> {
+    let mut text =
+        serde_json::to_string_pretty(jwk).map_err(|e| KeygenError::Encode(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Generates a key and writes `DIR/K.key.pem` (mode 0600), `DIR/K.pub.pem` and `DIR/K.jwk.json`
+/// — for HS* `DIR/K.secret` and `DIR/K.jwk.json`, both 0600 —, creating `dir` (mode 0700) if
+/// missing. Refuses to overwrite any of them.
+pub fn write_key_files(
+    dir: &Path,
+    kid: &str,
+    alg: KeyAlg,
+    bits: Option<u32>,
+) -> Result<KeyFiles, KeygenError> {
+    validate_kid(kid)?;
+    let secret = alg.family() == KeyFamily::Hmac;
     let files = KeyFiles {
-        private_key: dir.join(format!("{kid}.key.pem")),
-        public_key: dir.join(format!("{kid}.pub.pem")),
+        private_key: dir.join(if secret {
+            format!("{kid}.secret")
+        } else {
+            format!("{kid}.key.pem")
+        }),
+        public_key: (!secret).then(|| dir.join(format!("{kid}.pub.pem"))),
         jwk: dir.join(format!("{kid}.jwk.json")),
-        public_jwk: Value::Null,
+        shown_jwk: Value::Null,
     };
     DirBuilder::new()
         .recursive(true)
@@ -129,20 +285,28 @@ pub fn write_key_files(dir: &Path, kid: &str, alg: KeyAlg) -> Result<KeyFiles, K
             path: dir.to_owned(),
             source,
         })?;
-    for path in [&files.private_key, &files.public_key, &files.jwk] {
+    let paths = [
+        Some(&files.private_key),
+        files.public_key.as_ref(),
+        Some(&files.jwk),
+    ];
+    for path in paths.into_iter().flatten() {
         if path.symlink_metadata().is_ok() {
             return Err(KeygenError::Exists(path.clone()));
         }
     }
-    let pair = generate_es256(kid)?;
-    write_new(&files.private_key, 0o600, pair.private_pem.as_bytes())?;
-    write_new(&files.public_key, 0o644, pair.public_pem.as_bytes())?;
-    let mut jwk_text = serde_json::to_string_pretty(&pair.public_jwk)
-        .map_err(|e| KeygenError::Encode(e.to_string()))?;
-    jwk_text.push('\n');
-    write_new(&files.jwk, 0o644, jwk_text.as_bytes())?;
+    let key = generate(kid, alg, bits)?;
+    write_new(&files.private_key, 0o600, &key.private)?;
+    if let (Some(path), Some(pem)) = (&files.public_key, &key.public_pem) {
+        write_new(path, 0o644, pem.as_bytes())?;
+    }
+    write_new(
+        &files.jwk,
+        if secret { 0o600 } else { 0o644 },
+        key.jwk.as_bytes(),
+    )?;
     Ok(KeyFiles {
-        public_jwk: pair.public_jwk,
+        shown_jwk: key.shown_jwk.clone(),
         ..files
     })
 }
@@ -198,7 +362,7 @@ mod tests {
     fn keygen_writes_private_key_with_mode_0600_and_public_files() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("new/keys");
-        let files = write_key_files(&out, "k1", KeyAlg::Es256).unwrap();
+        let files = write_key_files(&out, "k1", KeyAlg::Es256, None).unwrap();
         let mode = std::fs::metadata(&files.private_key)
             .unwrap()
             .permissions()
@@ -206,11 +370,11 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let private = std::fs::read_to_string(&files.private_key).unwrap();
         assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
-        let public = std::fs::read_to_string(&files.public_key).unwrap();
+        let public = std::fs::read_to_string(files.public_key.as_ref().unwrap()).unwrap();
         assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
         let jwk: Value =
             serde_json::from_str(&std::fs::read_to_string(&files.jwk).unwrap()).unwrap();
-        assert_eq!(jwk, files.public_jwk);
+        assert_eq!(jwk, files.shown_jwk);
         assert_eq!(jwk["kid"], "k1");
         assert_eq!(jwk["alg"], "ES256");
         assert_eq!(jwk["use"], "sig");
@@ -221,9 +385,9 @@ mod tests {
     #[test]
     fn keygen_refuses_to_overwrite_an_existing_key() {
         let dir = tempfile::tempdir().unwrap();
-        write_key_files(dir.path(), "k1", KeyAlg::Es256).unwrap();
+        write_key_files(dir.path(), "k1", KeyAlg::Es256, None).unwrap();
         let before = std::fs::read(dir.path().join("k1.key.pem")).unwrap();
-        let err = write_key_files(dir.path(), "k1", KeyAlg::Es256).unwrap_err();
+        let err = write_key_files(dir.path(), "k1", KeyAlg::Es256, None).unwrap_err();
         assert!(matches!(err, KeygenError::Exists(_)), "{err}");
         assert_eq!(
             std::fs::read(dir.path().join("k1.key.pem")).unwrap(),
@@ -232,16 +396,62 @@ mod tests {
     }
 
     #[test]
-    fn keygen_refuses_algorithms_other_than_es256() {
+    fn keygen_makes_every_algorithm_and_usher_loads_what_it_made() {
         let dir = tempfile::tempdir().unwrap();
-        let err = write_key_files(dir.path(), "k1", KeyAlg::Rs256).unwrap_err();
-        assert!(matches!(err, KeygenError::UnsupportedAlg(KeyAlg::Rs256)));
-        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+        for alg in KeyAlg::ALL {
+            let kid = format!("k-{alg}");
+            let files = write_key_files(dir.path(), &kid, alg, None).unwrap();
+            let jwk: Value =
+                serde_json::from_str(&std::fs::read_to_string(&files.jwk).unwrap()).unwrap();
+            assert_eq!(jwk["alg"], alg.as_str(), "{alg}");
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&files.private_key), 0o600, "{alg}");
+            let key = if alg.family() == KeyFamily::Hmac {
+                assert_eq!(mode(&files.jwk), 0o600, "{alg}: the JWK holds the secret");
+                assert!(files.public_key.is_none());
+                assert_eq!(files.shown_jwk["k"], crate::keys::MASK, "{alg}");
+                let secret = std::fs::read(&files.private_key).unwrap();
+                assert_eq!(secret.len(), alg.hash_bytes(), "{alg}");
+                assert_eq!(URL_SAFE_NO_PAD.encode(&secret), jwk["k"].as_str().unwrap());
+                material::load(&kid, "t", None, KeyMaterial::Jwk(&jwk), KeySource::Api).unwrap()
+            } else {
+                assert_eq!(jwk, files.shown_jwk, "{alg}");
+                assert!(jwk.get("d").is_none(), "{alg}");
+                let pem = std::fs::read_to_string(files.public_key.unwrap()).unwrap();
+                material::load(&kid, "t", Some(alg), KeyMaterial::Pem(&pem), KeySource::Api)
+                    .unwrap()
+            };
+            assert_eq!(key.alg, alg);
+        }
+    }
+
+    #[test]
+    fn rsa_keys_come_in_2048_3072_and_4096_bits_only() {
+        for bits in RSA_BITS {
+            let key = generate("k1", KeyAlg::Ps384, Some(bits)).unwrap();
+            let n = URL_SAFE_NO_PAD
+                .decode(key.shown_jwk["n"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(n.len() * 8, bits as usize);
+        }
+        assert!(matches!(
+            generate("k1", KeyAlg::Rs256, Some(1024)),
+            Err(KeygenError::BadBits)
+        ));
+        assert!(matches!(
+            generate("k1", KeyAlg::Es256, Some(2048)),
+            Err(KeygenError::BadBits)
+        ));
     }
 
     #[test]
     fn generated_key_pair_debug_hides_the_private_key() {
         let pair = generate_es256("k1").unwrap();
         assert!(!format!("{pair:?}").contains("PRIVATE"));
+        let rsa = generate("k1", KeyAlg::Rs256, None).unwrap();
+        assert!(!format!("{rsa:?}").contains("PRIVATE"));
+        let hs = generate("k1", KeyAlg::Hs512, None).unwrap();
+        let k = URL_SAFE_NO_PAD.encode(&*hs.private);
+        assert!(!format!("{hs:?}").contains(&k));
     }
 }

@@ -1,6 +1,6 @@
 //! Turns PEM, JWK or a shared secret into a [`VerifyingKey`], refusing anything that is not a
-//! public key of the algorithm it claims to be: the algorithm is pinned here, once, so the token
-//! check never has to trust a header.
+//! public key (or, for HS*, a long enough secret) of the algorithm it claims to be: the algorithm
+//! is pinned here, once, so the token check never has to trust a header.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,15 +10,15 @@ use p256::pkcs8::der::Decode as _;
 use p256::pkcs8::spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use serde_json::{Map, Value};
 
-use super::{KeyAlg, KeySource, VerifyingKey};
+use super::{KeyAlg, KeyFamily, KeySource, VerifyingKey};
 
 /// The public material of a key, as the config file or the control API gives it.
 pub enum KeyMaterial<'a> {
     /// A SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
     Pem(&'a str),
-    /// A public JWK.
+    /// A public JWK, or for HS* an `oct` JWK with the secret in `k` (never from a JWKS URL).
     Jwk(&'a serde_json::Value),
-    /// An HS256 shared secret (config file only).
+    /// An HS* shared secret as raw bytes (the config file's `secret` or `secret_file`).
     Secret(&'a [u8]),
 }
 
@@ -30,13 +30,27 @@ pub enum KeyError {
     Invalid(String),
 }
 
-/// Shortest HS256 secret accepted. RFC 7518 §3.2 asks for 32 bytes; 16 is the floor usher enforces.
-pub const MIN_HS256_SECRET_BYTES: usize = 16;
+/// Shortest HS256 secret the config file takes, as it always has. RFC 7518 §3.2 asks for 32 bytes,
+/// which is what every other way in asks (see [`min_secret_bytes`]).
+pub const MIN_CONFIG_HS256_SECRET_BYTES: usize = 16;
+
+/// Longest shared secret accepted (a secret longer than the hash's block is hashed down anyway).
+pub const MAX_SECRET_BYTES: usize = 1024;
+
+/// Shortest secret an HS* key may have: the hash's size (RFC 7518 §3.2: 32, 48 or 64 bytes),
+/// except HS256 in the config file, which keeps the 16-byte floor it always had.
+pub fn min_secret_bytes(alg: KeyAlg, source: KeySource) -> usize {
+    match (alg, source) {
+        (KeyAlg::Hs256, KeySource::Config) => MIN_CONFIG_HS256_SECRET_BYTES,
+        _ => alg.hash_bytes(),
+    }
+}
 
 /// Longest kid accepted; the token check refuses longer ones too.
 pub const MAX_KID_BYTES: usize = 256;
 
 /// JWK members that only a private or symmetric key carries (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+/// An `oct` JWK is the one place `k` belongs.
 const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Smallest RSA modulus accepted, in bytes (2048 bits; the verifier refuses smaller ones anyway).
@@ -54,7 +68,8 @@ fn invalid(msg: impl Into<String>) -> KeyError {
 
 /// Builds a verifying key. `alg` is the algorithm named next to the material (config `alg`, API
 /// `alg`); for a JWK it may be omitted and is then derived from the JWK's `alg`, `kty` and `crv`.
-/// A PEM without `alg` is ES256; a secret is always HS256.
+/// A PEM without `alg` is ES256; a secret without `alg` is HS256. `source` decides how short a
+/// secret may be, and that a JWKS (a public document) never gives one.
 pub fn load(
     kid: &str,
     tenant: &str,
@@ -65,8 +80,9 @@ pub fn load(
     check_kid(kid)?;
     let (alg, decoding, public_jwk) = match material {
         KeyMaterial::Pem(pem) => load_pem(kid, alg.unwrap_or_default(), pem)?,
+        KeyMaterial::Jwk(jwk) if is_oct(jwk) => load_oct_jwk(kid, alg, jwk, source)?,
         KeyMaterial::Jwk(jwk) => load_jwk(kid, alg, jwk)?,
-        KeyMaterial::Secret(secret) => load_secret(alg, secret)?,
+        KeyMaterial::Secret(secret) => load_secret(alg.unwrap_or(KeyAlg::Hs256), secret, source)?,
     };
     Ok(VerifyingKey {
         kid: kid.to_owned(),
@@ -92,23 +108,107 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
 
 type Loaded = (KeyAlg, DecodingKey, Option<Value>);
 
-fn load_secret(alg: Option<KeyAlg>, secret: &[u8]) -> Result<Loaded, KeyError> {
-    if let Some(other) = alg.filter(|a| *a != KeyAlg::Hs256) {
+fn load_secret(alg: KeyAlg, secret: &[u8], source: KeySource) -> Result<Loaded, KeyError> {
+    if alg.family() != KeyFamily::Hmac {
         return Err(invalid(format!(
-            "a shared secret can only be an HS256 key, not {other}"
+            "a shared secret can only be an HS256, HS384 or HS512 key, not {alg}"
         )));
     }
-    if secret.len() < MIN_HS256_SECRET_BYTES {
+    if source == KeySource::Jwks {
+        return Err(invalid(
+            "a JWKS is a public document: shared secrets (kty oct) are never taken from one",
+        ));
+    }
+    let min = min_secret_bytes(alg, source);
+    if secret.len() < min || secret.len() > MAX_SECRET_BYTES {
         return Err(invalid(format!(
-            "HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
+            "an {alg} secret must be {min}..={MAX_SECRET_BYTES} bytes"
         )));
     }
-    Ok((KeyAlg::Hs256, DecodingKey::from_secret(secret), None))
+    Ok((alg, DecodingKey::from_secret(secret), None))
+}
+
+fn is_oct(jwk: &Value) -> bool {
+    jwk.get("kty").and_then(Value::as_str) == Some("oct")
+}
+
+/// An `oct` JWK (RFC 7518 §6.4): an HS* secret in `k`, base64url. Its `alg` (or the declared
+/// one) must be HS*; nothing else private may ride along.
+fn load_oct_jwk(
+    kid: &str,
+    given: Option<KeyAlg>,
+    value: &Value,
+    source: KeySource,
+) -> Result<Loaded, KeyError> {
+    let Value::Object(members) = value else {
+        return Err(invalid("a JWK is a JSON object"));
+    };
+    check_jwk_kid_and_use(members, kid)?;
+    if PRIVATE_JWK_MEMBERS
+        .iter()
+        .any(|m| *m != "k" && members.contains_key(*m))
+    {
+        return Err(invalid(
+            "an oct JWK carries only k besides kty, kid, alg and use",
+        ));
+    }
+    let alg = match (members.get("alg"), given) {
+        (None, Some(given)) => given,
+        (None, None) => {
+            return Err(invalid(
+                "an oct JWK must name its alg (HS256, HS384, HS512)",
+            ));
+        }
+        (Some(Value::String(name)), given) => {
+            let named =
+                KeyAlg::parse(name).ok_or_else(|| invalid("JWK alg is not one usher supports"))?;
+            if given.is_some_and(|g| g != named) {
+                return Err(invalid("the declared alg contradicts the JWK"));
+            }
+            named
+        }
+        (Some(_), _) => return Err(invalid("JWK alg must be a string")),
+    };
+    let Some(Value::String(k)) = members.get("k") else {
+        return Err(invalid(
+            "an oct JWK holds its secret in k, a base64url string",
+        ));
+    };
+    let secret = p256::elliptic_curve::zeroize::Zeroizing::new(
+        URL_SAFE_NO_PAD
+            .decode(k)
+            .map_err(|_| invalid("JWK member is not base64url"))?,
+    );
+    load_secret(alg, &secret, source)
+}
+
+/// The `oct` JWK of an HS* key, secret included, for the state database and the fleet's keys
+/// bucket only: never for a view (see [`hmac_jwk`]). `None` for other algorithms.
+pub fn secret_jwk(key: &VerifyingKey) -> Option<Value> {
+    if key.alg.family() != KeyFamily::Hmac {
+        return None;
+    }
+    let secret = key.decoding.try_get_as_bytes().ok()?;
+    Some(oct_jwk(&key.kid, key.alg, &URL_SAFE_NO_PAD.encode(secret)))
+}
+
+/// The `oct` JWK of an HS* key with `k` as given (a view passes a mask). `None` for other
+/// algorithms.
+pub fn hmac_jwk(key: &VerifyingKey, k: &str) -> Option<Value> {
+    (key.alg.family() == KeyFamily::Hmac).then(|| oct_jwk(&key.kid, key.alg, k))
+}
+
+fn oct_jwk(kid: &str, alg: KeyAlg, k: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("kty".into(), "oct".into());
+    m.insert("k".into(), k.into());
+    finish_public_jwk(&mut m, kid, alg);
+    Value::Object(m)
 }
 
 fn load_pem(kid: &str, alg: KeyAlg, pem: &str) -> Result<Loaded, KeyError> {
-    if alg == KeyAlg::Hs256 {
-        return Err(invalid("HS256 takes a shared secret, not a PEM"));
+    if alg.family() == KeyFamily::Hmac {
+        return Err(invalid(format!("{alg} takes a shared secret, not a PEM")));
     }
     let (label, der) = p256::pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
         .map_err(|_| invalid("not a PEM document"))?;
@@ -133,7 +233,7 @@ fn load_pem(kid: &str, alg: KeyAlg, pem: &str) -> Result<Loaded, KeyError> {
         (OID_EC_PUBLIC_KEY, Some(OID_P256)) => KeyAlg::Es256,
         (OID_EC_PUBLIC_KEY, Some(OID_P384)) => KeyAlg::Es384,
         (OID_ED25519, None) => KeyAlg::EdDsa,
-        (OID_RSA, _) if matches!(alg, KeyAlg::Rs256 | KeyAlg::Ps256) => alg,
+        (OID_RSA, _) if alg.family() == KeyFamily::Rsa => alg,
         (OID_RSA, _) => KeyAlg::Rs256,
         _ => return Err(invalid("PEM holds an unsupported key type")),
     };
@@ -144,21 +244,21 @@ fn load_pem(kid: &str, alg: KeyAlg, pem: &str) -> Result<Loaded, KeyError> {
         )));
     }
     let bytes = pem.as_bytes();
-    let mut jwk = match alg {
-        KeyAlg::Es256 => {
+    let mut jwk = match alg.family() {
+        KeyFamily::Ec if alg == KeyAlg::Es256 => {
             use p256::pkcs8::DecodePublicKey as _;
             let key = p256::PublicKey::from_public_key_der(&der)
                 .map_err(|_| invalid("PEM holds an invalid P-256 point"))?;
             es256_jwk_members(&key)
         }
-        KeyAlg::Es384 => ec_jwk_members("P-384", point, 48)?,
-        KeyAlg::EdDsa => okp_jwk_members(point)?,
-        KeyAlg::Rs256 | KeyAlg::Ps256 => rsa_jwk_members(point)?,
-        KeyAlg::Hs256 => return Err(invalid("HS256 takes a shared secret, not a PEM")),
+        KeyFamily::Ec => ec_jwk_members("P-384", point, 48)?,
+        KeyFamily::Okp => okp_jwk_members(point)?,
+        KeyFamily::Rsa => rsa_jwk_members(point)?,
+        KeyFamily::Hmac => return Err(invalid(format!("{alg} takes a shared secret, not a PEM"))),
     };
-    let decoding = match alg {
-        KeyAlg::Es256 | KeyAlg::Es384 => DecodingKey::from_ec_pem(bytes),
-        KeyAlg::EdDsa => DecodingKey::from_ed_pem(bytes),
+    let decoding = match alg.family() {
+        KeyFamily::Ec => DecodingKey::from_ec_pem(bytes),
+        KeyFamily::Okp => DecodingKey::from_ed_pem(bytes),
         _ => DecodingKey::from_rsa_pem(bytes),
     }
     .map_err(|_| invalid(format!("PEM is not a usable {alg} public key")))?;
@@ -167,12 +267,12 @@ fn load_pem(kid: &str, alg: KeyAlg, pem: &str) -> Result<Loaded, KeyError> {
 }
 
 fn key_type_name(alg: KeyAlg) -> &'static str {
-    match alg {
-        KeyAlg::Es256 => "P-256",
-        KeyAlg::Es384 => "P-384",
-        KeyAlg::EdDsa => "Ed25519",
-        KeyAlg::Rs256 | KeyAlg::Ps256 => "RSA",
-        KeyAlg::Hs256 => "secret",
+    match (alg, alg.family()) {
+        (KeyAlg::Es256, _) => "P-256",
+        (_, KeyFamily::Ec) => "P-384",
+        (_, KeyFamily::Okp) => "Ed25519",
+        (_, KeyFamily::Rsa) => "RSA",
+        (_, KeyFamily::Hmac) => "secret",
     }
 }
 
@@ -246,16 +346,7 @@ fn load_jwk(kid: &str, given: Option<KeyAlg>, value: &Value) -> Result<Loaded, K
             "JWK carries private or symmetric key members; give the public key only",
         ));
     }
-    match members.get("kid") {
-        None => {}
-        Some(Value::String(k)) if k == kid => {}
-        Some(_) => return Err(invalid("JWK kid differs from the key's kid")),
-    }
-    match members.get("use") {
-        None => {}
-        Some(Value::String(u)) if u == "sig" => {}
-        Some(_) => return Err(invalid("JWK use must be \"sig\"")),
-    }
+    check_jwk_kid_and_use(members, kid)?;
     let jwk: Jwk = serde_json::from_value(value.clone())
         .map_err(|_| invalid("not a valid public JWK (EC, OKP or RSA)"))?;
     let derived = alg_from_jwk_shape(&jwk)?;
@@ -269,7 +360,7 @@ fn load_jwk(kid: &str, given: Option<KeyAlg>, value: &Value) -> Result<Loaded, K
     if given.is_some_and(|g| g != alg) {
         return Err(invalid("the declared alg contradicts the JWK"));
     }
-    let compatible = alg == derived || (derived == KeyAlg::Rs256 && alg == KeyAlg::Ps256);
+    let compatible = alg == derived || (derived == KeyAlg::Rs256 && alg.family() == KeyFamily::Rsa);
     if !compatible {
         return Err(invalid(format!(
             "JWK holds a {} key, which cannot be {alg}",
@@ -282,6 +373,20 @@ fn load_jwk(kid: &str, given: Option<KeyAlg>, value: &Value) -> Result<Loaded, K
     let mut public = members.clone();
     finish_public_jwk(&mut public, kid, alg);
     Ok((alg, decoding, Some(Value::Object(public))))
+}
+
+/// A JWK's `kid`, when given, is the key's; its `use`, when given, is `sig`.
+fn check_jwk_kid_and_use(members: &Map<String, Value>, kid: &str) -> Result<(), KeyError> {
+    match members.get("kid") {
+        None => {}
+        Some(Value::String(k)) if k == kid => {}
+        Some(_) => return Err(invalid("JWK kid differs from the key's kid")),
+    }
+    match members.get("use") {
+        None => Ok(()),
+        Some(Value::String(u)) if u == "sig" => Ok(()),
+        Some(_) => Err(invalid("JWK use must be \"sig\"")),
+    }
 }
 
 /// The algorithm a JWK's `kty` and `crv` imply (RSA defaults to RS256).

@@ -1,5 +1,6 @@
 //! Tests for [`super::load`]: which material becomes a key, and which is refused.
 
+use base64::Engine as _;
 use serde_json::json;
 
 use super::*;
@@ -217,4 +218,134 @@ fn kid_with_control_characters_or_empty_is_refused() {
 fn pem_with_crlf_line_endings_and_surrounding_blank_lines_loads() {
     let crlf = es256_public_pem().replace('\n', "\r\n");
     assert!(pem(None, &format!("\n{crlf}\n")).is_ok());
+}
+
+fn secret(alg: Option<KeyAlg>, bytes: &[u8], source: KeySource) -> Result<VerifyingKey, KeyError> {
+    load("k1", "t1", alg, KeyMaterial::Secret(bytes), source)
+}
+
+fn oct(alg: Option<&str>, bytes: &[u8]) -> Value {
+    let mut jwk = json!({"kty": "oct", "k": URL_SAFE_NO_PAD.encode(bytes)});
+    if let Some(alg) = alg {
+        jwk["alg"] = json!(alg);
+    }
+    jwk
+}
+
+#[test]
+fn every_rsa_algorithm_loads_from_a_pem_and_an_rsa_jwk_takes_the_alg_it_names() {
+    for alg in KeyAlg::ALL
+        .into_iter()
+        .filter(|a| a.family() == KeyFamily::Rsa)
+    {
+        let key = pem(Some(alg), RSA_PUB_PEM).unwrap();
+        assert_eq!(key.alg, alg);
+        let mut public = key.public_jwk.unwrap();
+        assert_eq!(public["alg"], alg.as_str());
+        assert_eq!(jwk(None, &public).unwrap().alg, alg, "the JWK's alg counts");
+        public.as_object_mut().unwrap().remove("alg");
+        assert_eq!(
+            jwk(None, &public).unwrap().alg,
+            KeyAlg::Rs256,
+            "no alg: RS256"
+        );
+        assert_eq!(
+            jwk(Some(alg), &public).unwrap().alg,
+            alg,
+            "declared beside it"
+        );
+    }
+}
+
+#[test]
+fn a_secret_is_at_least_as_long_as_its_hash_except_hs256_in_the_config_file() {
+    for (alg, min) in [
+        (KeyAlg::Hs256, 32),
+        (KeyAlg::Hs384, 48),
+        (KeyAlg::Hs512, 64),
+    ] {
+        assert_eq!(min_secret_bytes(alg, KeySource::Api), min);
+        let long = vec![7u8; min];
+        let short = vec![7u8; min - 1];
+        assert_eq!(secret(Some(alg), &long, KeySource::Api).unwrap().alg, alg);
+        assert!(secret(Some(alg), &short, KeySource::Api).is_err(), "{alg}");
+        let config_takes_short = alg == KeyAlg::Hs256;
+        assert_eq!(
+            secret(Some(alg), &short, KeySource::Config).is_ok(),
+            config_takes_short,
+            "{alg} in the config file"
+        );
+        assert!(secret(Some(alg), &vec![7u8; MAX_SECRET_BYTES + 1], KeySource::Api).is_err());
+    }
+    assert!(secret(None, &[7u8; 15], KeySource::Config).is_err());
+    assert_eq!(
+        secret(None, &[7u8; 16], KeySource::Config).unwrap().alg,
+        KeyAlg::Hs256
+    );
+}
+
+#[test]
+fn an_oct_jwk_names_an_hs_alg_and_carries_nothing_else_private() {
+    let bytes = [9u8; 48];
+    assert_eq!(
+        jwk(None, &oct(Some("HS384"), &bytes)).unwrap().alg,
+        KeyAlg::Hs384
+    );
+    assert_eq!(
+        jwk(Some(KeyAlg::Hs384), &oct(None, &bytes)).unwrap().alg,
+        KeyAlg::Hs384
+    );
+    assert!(
+        jwk(None, &oct(None, &bytes)).is_err(),
+        "an oct JWK must name its alg"
+    );
+    assert!(
+        jwk(None, &oct(Some("ES256"), &bytes)).is_err(),
+        "a secret is not ES256"
+    );
+    assert!(jwk(Some(KeyAlg::Hs512), &oct(Some("HS384"), &bytes)).is_err());
+    assert!(
+        jwk(None, &oct(Some("HS512"), &bytes)).is_err(),
+        "48 bytes is short for HS512"
+    );
+    let mut with_d = oct(Some("HS384"), &bytes);
+    with_d["d"] = json!("AAAA");
+    assert!(jwk(None, &with_d).is_err());
+    let mut not_b64 = oct(Some("HS384"), &bytes);
+    not_b64["k"] = json!("not base64url!");
+    assert!(jwk(None, &not_b64).is_err());
+    let mut other_kid = oct(Some("HS384"), &bytes);
+    other_kid["kid"] = json!("k2");
+    assert!(jwk(None, &other_kid).is_err());
+}
+
+#[test]
+fn a_jwks_never_gives_a_secret() {
+    let jwk = oct(Some("HS256"), &[1u8; 64]);
+    let err = load("k1", "t1", None, KeyMaterial::Jwk(&jwk), KeySource::Jwks).unwrap_err();
+    assert!(err.to_string().contains("JWKS"), "{err}");
+    assert!(secret(Some(KeyAlg::Hs256), &[1u8; 64], KeySource::Jwks).is_err());
+}
+
+#[test]
+fn an_hs_keys_secret_jwk_loads_the_same_key_and_a_view_masks_it() {
+    let key = secret(Some(KeyAlg::Hs512), &[3u8; 64], KeySource::Api).unwrap();
+    let stored = secret_jwk(&key).unwrap();
+    let again = jwk(None, &stored).unwrap();
+    assert!(again.same_material(&key));
+    let shown = hmac_jwk(&key, crate::keys::MASK).unwrap();
+    assert_eq!(shown["k"], crate::keys::MASK);
+    assert_eq!(
+        (shown["alg"].as_str(), shown["kid"].as_str()),
+        (Some("HS512"), Some("k1"))
+    );
+    let es = pem(None, &es256_public_pem()).unwrap();
+    assert!(secret_jwk(&es).is_none() && hmac_jwk(&es, "x").is_none());
+}
+
+#[test]
+fn a_pem_is_never_an_hs_key() {
+    for alg in [KeyAlg::Hs256, KeyAlg::Hs384, KeyAlg::Hs512] {
+        assert!(pem(Some(alg), RSA_PUB_PEM).is_err());
+    }
 }

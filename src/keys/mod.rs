@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ParsedPublicKey};
 
-/// The algorithms a key may carry (SPEC §2). ES256 is the default.
+/// The algorithms a key may carry (SPEC §2, and every algorithm the moq-token CLI signs with).
+/// ES256 is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum KeyAlg {
     #[default]
@@ -22,11 +23,46 @@ pub enum KeyAlg {
     Es384,
     EdDsa,
     Rs256,
+    Rs384,
+    Rs512,
     Ps256,
+    Ps384,
+    Ps512,
     Hs256,
+    Hs384,
+    Hs512,
+}
+
+/// What kind of key material an algorithm takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    /// A P-256 or P-384 public key (ES256, ES384).
+    Ec,
+    /// An Ed25519 public key (EdDSA).
+    Okp,
+    /// An RSA public key of at least 2048 bits (RS*, PS*).
+    Rsa,
+    /// A shared secret (HS*): the only family whose key is secret.
+    Hmac,
 }
 
 impl KeyAlg {
+    /// Every algorithm, in the order the README's table lists them.
+    pub const ALL: [KeyAlg; 12] = [
+        KeyAlg::Es256,
+        KeyAlg::Es384,
+        KeyAlg::EdDsa,
+        KeyAlg::Rs256,
+        KeyAlg::Rs384,
+        KeyAlg::Rs512,
+        KeyAlg::Ps256,
+        KeyAlg::Ps384,
+        KeyAlg::Ps512,
+        KeyAlg::Hs256,
+        KeyAlg::Hs384,
+        KeyAlg::Hs512,
+    ];
+
     /// The JOSE name (`ES256`, …), as written in a token header and in config files.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -34,33 +70,63 @@ impl KeyAlg {
             KeyAlg::Es384 => "ES384",
             KeyAlg::EdDsa => "EdDSA",
             KeyAlg::Rs256 => "RS256",
+            KeyAlg::Rs384 => "RS384",
+            KeyAlg::Rs512 => "RS512",
             KeyAlg::Ps256 => "PS256",
+            KeyAlg::Ps384 => "PS384",
+            KeyAlg::Ps512 => "PS512",
             KeyAlg::Hs256 => "HS256",
+            KeyAlg::Hs384 => "HS384",
+            KeyAlg::Hs512 => "HS512",
         }
     }
 
     /// Parses the JOSE name, exactly as spelled by RFC 7518 (case-sensitive).
     pub fn parse(name: &str) -> Option<KeyAlg> {
-        Some(match name {
-            "ES256" => KeyAlg::Es256,
-            "ES384" => KeyAlg::Es384,
-            "EdDSA" => KeyAlg::EdDsa,
-            "RS256" => KeyAlg::Rs256,
-            "PS256" => KeyAlg::Ps256,
-            "HS256" => KeyAlg::Hs256,
-            _ => return None,
-        })
+        KeyAlg::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The kind of key material the algorithm takes.
+    pub const fn family(self) -> KeyFamily {
+        match self {
+            KeyAlg::Es256 | KeyAlg::Es384 => KeyFamily::Ec,
+            KeyAlg::EdDsa => KeyFamily::Okp,
+            KeyAlg::Rs256
+            | KeyAlg::Rs384
+            | KeyAlg::Rs512
+            | KeyAlg::Ps256
+            | KeyAlg::Ps384
+            | KeyAlg::Ps512 => KeyFamily::Rsa,
+            KeyAlg::Hs256 | KeyAlg::Hs384 | KeyAlg::Hs512 => KeyFamily::Hmac,
+        }
+    }
+
+    /// The size of the algorithm's hash in bytes: 32, 48 or 64 (EdDSA: SHA-512's 64). RFC 7518
+    /// §3.2 asks an HS* secret to be at least this long.
+    pub const fn hash_bytes(self) -> usize {
+        match self {
+            KeyAlg::Es256 | KeyAlg::Rs256 | KeyAlg::Ps256 | KeyAlg::Hs256 => 32,
+            KeyAlg::Es384 | KeyAlg::Rs384 | KeyAlg::Ps384 | KeyAlg::Hs384 => 48,
+            KeyAlg::EdDsa | KeyAlg::Rs512 | KeyAlg::Ps512 | KeyAlg::Hs512 => 64,
+        }
     }
 
     /// The matching `jsonwebtoken` algorithm.
     pub const fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
         match self {
-            KeyAlg::Es256 => jsonwebtoken::Algorithm::ES256,
-            KeyAlg::Es384 => jsonwebtoken::Algorithm::ES384,
-            KeyAlg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-            KeyAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
-            KeyAlg::Ps256 => jsonwebtoken::Algorithm::PS256,
-            KeyAlg::Hs256 => jsonwebtoken::Algorithm::HS256,
+            KeyAlg::Es256 => A::ES256,
+            KeyAlg::Es384 => A::ES384,
+            KeyAlg::EdDsa => A::EdDSA,
+            KeyAlg::Rs256 => A::RS256,
+            KeyAlg::Rs384 => A::RS384,
+            KeyAlg::Rs512 => A::RS512,
+            KeyAlg::Ps256 => A::PS256,
+            KeyAlg::Ps384 => A::PS384,
+            KeyAlg::Ps512 => A::PS512,
+            KeyAlg::Hs256 => A::HS256,
+            KeyAlg::Hs384 => A::HS384,
+            KeyAlg::Hs512 => A::HS512,
         }
     }
 }
@@ -71,6 +137,9 @@ impl fmt::Display for KeyAlg {
     }
 }
 
+/// What every view shows in place of a secret (an HS* key's, a webhook's).
+pub const MASK: &str = "********";
+
 /// Where a key came from; config-file keys are read-only to the control API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
@@ -79,8 +148,8 @@ pub enum KeySource {
     Jwks,
 }
 
-/// A key usher can verify tokens with. Holds public material only (or an HS256 secret from the
-/// config file, which `Debug` never prints).
+/// A key usher can verify tokens with. Holds public material only, or an HS* shared secret,
+/// which `Debug` never prints and no view shows.
 #[derive(Clone)]
 pub struct VerifyingKey {
     pub kid: String,
@@ -91,7 +160,7 @@ pub struct VerifyingKey {
     /// the curve point as `jsonwebtoken::crypto::verify` does on every call; `None` for the other
     /// algorithms, which go through `jsonwebtoken`. Built by [`VerifyingKey::parse_ecdsa`].
     pub parsed: Option<ParsedPublicKey>,
-    /// The public key as a JWK, for `GET /v1/keys`; `None` for HS256.
+    /// The public key as a JWK, for `GET /v1/keys`; `None` for HS* (a secret has no public half).
     pub public_jwk: Option<serde_json::Value>,
     pub source: KeySource,
     /// Names this key's material as loaded (see [`VerifyingKey::serial`]).
@@ -127,7 +196,7 @@ impl VerifyingKey {
     }
 
     /// Whether `other` verifies exactly what this key verifies: same algorithm, same public JWK
-    /// and same key bytes (the secret itself for HS256). The one equality of keys, used by the
+    /// and same key bytes (the secret itself for HS*). The one equality of keys, used by the
     /// control API (a replaced key), reloads and JWKS refreshes alike.
     pub fn same_material(&self, other: &VerifyingKey) -> bool {
         self.alg == other.alg

@@ -4,7 +4,7 @@
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Map, Value};
 
-use super::KeyAlg;
+use super::{KeyAlg, KeyFamily};
 
 /// Lifetime of a token when `--exp-in` is not given.
 pub const DEFAULT_EXP_IN_S: i64 = 3600;
@@ -35,7 +35,7 @@ pub struct SignOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The key file is not a private key of the requested algorithm.
-    #[error("the key is not a {0} private key (PKCS#8 PEM, or the shared secret for HS256)")]
+    #[error("the key is not a {0} private key (PKCS#8 PEM, or the shared secret file for HS*)")]
     BadKey(KeyAlg),
     /// `--ipa` is neither an IP address nor a CIDR.
     #[error("ipa must be an IP address or a CIDR")]
@@ -62,7 +62,8 @@ pub fn parse_claim_arg(arg: &str) -> Result<(String, Value), SignError> {
     Ok((name.to_owned(), value))
 }
 
-/// Signs a token. `key` is a PKCS#8 PEM private key, or the raw shared secret for HS256.
+/// Signs a token. `key` is a PEM private key (PKCS#8; PKCS#1 too for RSA), or the raw shared
+/// secret for HS*.
 pub fn sign(key: &[u8], opts: &SignOptions, now_unix_s: i64) -> Result<String, SignError> {
     if opts.kid.is_empty() {
         return Err(SignError::EmptyKid);
@@ -83,12 +84,12 @@ pub fn sign(key: &[u8], opts: &SignOptions, now_unix_s: i64) -> Result<String, S
 }
 
 fn encoding_key(key: &[u8], alg: KeyAlg) -> Result<EncodingKey, SignError> {
-    let loaded = match alg {
-        KeyAlg::Hs256 if key.is_empty() => return Err(SignError::BadKey(alg)),
-        KeyAlg::Hs256 => Ok(EncodingKey::from_secret(key)),
-        KeyAlg::Es256 | KeyAlg::Es384 => EncodingKey::from_ec_pem(key),
-        KeyAlg::EdDsa => EncodingKey::from_ed_pem(key),
-        KeyAlg::Rs256 | KeyAlg::Ps256 => EncodingKey::from_rsa_pem(key),
+    let loaded = match alg.family() {
+        KeyFamily::Hmac if key.is_empty() => return Err(SignError::BadKey(alg)),
+        KeyFamily::Hmac => Ok(EncodingKey::from_secret(key)),
+        KeyFamily::Ec => EncodingKey::from_ec_pem(key),
+        KeyFamily::Okp => EncodingKey::from_ed_pem(key),
+        KeyFamily::Rsa => EncodingKey::from_rsa_pem(key),
     };
     loaded.map_err(|_| SignError::BadKey(alg))
 }

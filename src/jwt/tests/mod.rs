@@ -126,7 +126,8 @@ fn valid_es256_token_is_allowed_with_its_kid_and_claims() {
 #[test]
 fn keygen_sign_check_round_trip_allows() {
     let dir = tempfile::tempdir().unwrap();
-    let files = crate::keys::keygen::write_key_files(dir.path(), "rt-1", KeyAlg::Es256).unwrap();
+    let files =
+        crate::keys::keygen::write_key_files(dir.path(), "rt-1", KeyAlg::Es256, None).unwrap();
     let private = std::fs::read(&files.private_key).unwrap();
     let opts = crate::keys::sign::SignOptions {
         kid: "rt-1".into(),
@@ -146,7 +147,7 @@ fn keygen_sign_check_round_trip_allows() {
         require_permission: false,
         ..JwtPolicy::default()
     };
-    let public_pem = std::fs::read_to_string(&files.public_key).unwrap();
+    let public_pem = std::fs::read_to_string(files.public_key.as_ref().unwrap()).unwrap();
     let from_pem = load_key("rt-1", KeyAlg::Es256, KeyMaterial::Pem(&public_pem));
     let jwk: Value = serde_json::from_str(&std::fs::read_to_string(&files.jwk).unwrap()).unwrap();
     let from_jwk = load("rt-1", "t1", None, KeyMaterial::Jwk(&jwk), KeySource::Api).unwrap();
