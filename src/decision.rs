@@ -547,8 +547,6 @@ impl JwtCheck<'_> {
 
 /// The claim naming the viewer when the tenant names none (SPEC §9).
 pub const DEFAULT_VIEWER_CLAIM: &str = "sub";
-/// Longest viewer id kept; a longer claim names no viewer.
-const MAX_VIEWER_ID: usize = 256;
 
 /// The viewer id in `claims[claim]`: a string as is, a number as written; anything else (or
 /// longer than 256 bytes) names no viewer.
@@ -558,7 +556,7 @@ fn viewer_id(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -
         serde_json::Value::Number(n) => n.to_string(),
         _ => return None,
     };
-    (!id.is_empty() && id.len() <= MAX_VIEWER_ID).then_some(id)
+    (!id.is_empty() && id.len() <= crate::spec::MAX_VIEWER_ID).then_some(id)
 }
 
 /// Seconds since the Unix epoch at `at`, as a float (NumericDate precision); `None` when `at` is

@@ -220,6 +220,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Longest viewer id (SPEC §9): a longer claim names no viewer, a longer revocation is refused.
+pub const MAX_VIEWER_ID: usize = 256;
+
+/// A viewer id as a revocation names it: 1..=[`MAX_VIEWER_ID`] bytes without control characters.
+pub fn valid_viewer(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_VIEWER_ID && !id.chars().any(char::is_control)
+}
+
 /// An object name (stream name, object id or base name): 1..=256 printable bytes, no whitespace.
 pub fn valid_object(name: &str) -> bool {
     !name.is_empty() && name.len() <= 256 && name.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80)

@@ -17,10 +17,11 @@ use common::daemon::Daemon;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use usher::control::invalidate::InvalidateBody;
+use usher::control::keys::KeyBody;
 use usher::control::openapi;
 use usher::control::test::TestBody;
 use usher::control::viewers::RevokeViewerBody;
-use usher::spec::{KeySpec, PolicySpec};
+use usher::spec::PolicySpec;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -179,8 +180,8 @@ fn every_request_body_is_the_type_that_parses_it_with_exactly_its_fields() {
         (
             "put",
             "/v1/keys/{kid}",
-            "KeySpec",
-            accepted_fields::<KeySpec>(),
+            "KeyBody",
+            accepted_fields::<KeyBody>(),
         ),
         (
             "put",
@@ -315,7 +316,7 @@ async fn every_answer_has_the_fields_its_documented_schema_names() {
         (
             "put",
             "/v1/keys/{kid}".into(),
-            Some(serde_json::json!({"tenant": "t1"})),
+            Some(serde_json::json!({"tenant": "t1", "secret": "only in the config file"})),
             400,
         ),
     ];

@@ -54,6 +54,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::FleetUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused(refused) => match refused {
+                Refused::BadName(_) => StatusCode::BAD_REQUEST,
                 Refused::ReadOnly(_) | Refused::KidTaken(_) | Refused::KeyRevoked(_) => {
                     StatusCode::CONFLICT
                 }
@@ -79,6 +80,7 @@ impl ApiError {
             ApiError::Conflict(_) => "revision-conflict",
             ApiError::FleetUnavailable(_) => "fleet-unavailable",
             ApiError::Refused(refused) => match refused {
+                Refused::BadName(_) => "bad-name",
                 Refused::NotFound(_) => "not-found",
                 Refused::ReadOnly(_) => "read-only",
                 Refused::KidTaken(_) => "kid-taken",

@@ -4,10 +4,9 @@
 use hyper::StatusCode;
 use serde::Deserialize;
 
-use super::keys::check_name;
+use super::writer;
 use super::{ApiError, Control, Reply, parse};
 use crate::enforce::{Change, Target};
-use crate::spec::valid_object;
 
 /// The body: exactly one of `streams`, `objects`, `tenant`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
@@ -22,26 +21,17 @@ pub struct InvalidateBody {
 }
 
 impl InvalidateBody {
-    /// Checks that exactly one target is given and every name is valid.
+    /// The one target the body names (its names are the plan's to judge: `Change::check_names`).
     pub fn target(self) -> Result<Target, ApiError> {
-        let names = |list: Vec<String>| {
-            if let Some(bad) = list.iter().find(|n| !valid_object(n)) {
-                return Err(ApiError::BadName(format!(
-                    "invalid stream or object name {bad:?}"
-                )));
-            }
-            let mut list = list;
+        let names = |mut list: Vec<String>| {
             list.sort();
             list.dedup();
-            Ok(list)
+            list
         };
         match (self.streams, self.objects, self.tenant) {
-            (Some(s), None, None) => Ok(Target::Streams(names(s)?)),
-            (None, Some(o), None) => Ok(Target::Objects(names(o)?)),
-            (None, None, Some(t)) => {
-                check_name("tenant", &t)?;
-                Ok(Target::Tenant(t))
-            }
+            (Some(s), None, None) => Ok(Target::Streams(names(s))),
+            (None, Some(o), None) => Ok(Target::Objects(names(o))),
+            (None, None, Some(t)) => Ok(Target::Tenant(t)),
             _ => Err(ApiError::BadBody(
                 "give exactly one of streams, objects, tenant".into(),
             )),
@@ -49,15 +39,12 @@ impl InvalidateBody {
     }
 }
 
-/// `POST /v1/invalidate`: durable like any change (the names are committed before MistServer
-/// is told); the answer says how many cached decisions were dropped and whether MistServer acked.
+/// `POST /v1/invalidate`: what it dropped here and sent MistServer (in a fleet, the event's
+/// sequence and what this node did with it).
 pub async fn post(ctl: &Control, body: &[u8]) -> Reply {
     let target = parse::<InvalidateBody>(body)?.target()?;
-    let applied = ctl.app.enforcer().apply(Change::Invalidate(target)).await?;
-    Ok((
-        StatusCode::OK,
-        serde_json::to_value(applied.invalidated).unwrap_or_default(),
-    ))
+    let stored = writer::write(ctl, Change::Invalidate(target), None).await?;
+    stored.answer(StatusCode::OK, serde_json::json!({}), stored.invalidated())
 }
 
 #[cfg(test)]
@@ -86,14 +73,13 @@ mod tests {
     }
 
     #[test]
-    fn bad_names_are_refused() {
-        assert!(matches!(
-            target(r#"{"objects":["a b"]}"#),
-            Err(ApiError::BadName(_))
-        ));
-        assert!(matches!(
-            target(r#"{"tenant":"t 1"}"#),
-            Err(ApiError::BadName(_))
-        ));
+    fn bad_names_are_refused_by_the_plan() {
+        for body in [r#"{"objects":["a b"]}"#, r#"{"tenant":"t 1"}"#] {
+            let change = Change::Invalidate(target(body).unwrap());
+            assert!(matches!(
+                change.check_names(),
+                Err(crate::enforce::Refused::BadName(_))
+            ));
+        }
     }
 }

@@ -3,89 +3,97 @@
 //! control token). A secret is never shown back: a view masks it.
 
 use hyper::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, Control, Reply, merge, parse};
-use crate::enforce::{Change, Invalidated, Outcome};
+use super::writer;
+use super::{ApiError, Control, Reply, parse};
+use crate::enforce::{Applied, Change, Invalidated, Outcome};
 use crate::keys::{KeySource, MASK, VerifyingKey, material};
-use crate::spec::{KeySpec, KeyStatus, valid_name};
+use crate::spec::{KeySpec, KeyStatus};
 
-/// Parses the body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, a public JWK (`alg`
-/// optional), or an `oct` JWK for HS*. Fields that only the config file may carry (`secret`,
-/// `secret_file`, `public_key_file`, `status`) are refused by name.
-pub fn parse_key(body: &[u8]) -> Result<KeySpec, ApiError> {
-    let spec: KeySpec = parse(body)?;
-    for (given, field) in [
-        (spec.secret.is_some(), "secret"),
-        (spec.secret_file.is_some(), "secret_file"),
-        (spec.public_key_file.is_some(), "public_key_file"),
-        (spec.status.is_some(), "status"),
-    ] {
-        if given {
-            return Err(ApiError::BadBody(format!(
-                "unknown field `{field}`: the API takes tenant, alg, public_key_pem, jwk"
-            )));
-        }
-    }
-    if spec.public_key_pem.is_some() == spec.jwk.is_some() {
-        return Err(ApiError::BadBody(
-            "give exactly one of public_key_pem, jwk".into(),
-        ));
-    }
-    check_name("tenant", &spec.tenant)?;
-    Ok(spec)
+/// The body of `PUT /v1/keys/{kid}`: a PEM with its `alg`, a public JWK (`alg` optional), or an
+/// `oct` JWK for HS*. What only the config file may carry (`secret`, `secret_file`,
+/// `public_key_file`, `status`) is an unknown field here, refused by name.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    pub tenant: String,
+    /// The JOSE algorithm; for a PEM ES256 when absent, for a JWK taken from the JWK.
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    #[serde(default)]
+    pub jwk: Option<Value>,
 }
 
-/// Refuses a kid or tenant that is not 1..=128 characters of `[A-Za-z0-9._-]`.
-pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::BadName(format!(
-            "{what} must be 1..=128 characters of A-Z a-z 0-9 . _ -"
-        )))
+impl From<KeyBody> for KeySpec {
+    fn from(body: KeyBody) -> KeySpec {
+        KeySpec {
+            tenant: body.tenant,
+            alg: body.alg,
+            public_key_pem: body.public_key_pem,
+            jwk: body.jwk,
+            ..KeySpec::default()
+        }
     }
+}
+
+/// Parses the body of `PUT /v1/keys/{kid}`; everything else about the key is the plan's.
+pub fn parse_key(body: &[u8]) -> Result<KeySpec, ApiError> {
+    parse::<KeyBody>(body).map(KeySpec::from)
 }
 
 /// `PUT /v1/keys/{kid}`: adds a key (201) or replaces an active API key of the same tenant (200).
-pub async fn put(ctl: &Control, kid: &str, body: &[u8]) -> Reply {
-    check_name("kid", kid)?;
-    let spec = parse_key(body)?;
+pub async fn put(ctl: &Control, kid: &str, body: &[u8], expected: Option<u64>) -> Reply {
     let change = Change::PutKey {
         kid: kid.to_owned(),
-        spec,
+        spec: parse_key(body)?,
     };
-    let applied = ctl.app.enforcer().apply(change).await?;
-    let status = match applied.outcome {
-        Outcome::Created => StatusCode::CREATED,
-        _ => StatusCode::OK,
-    };
-    let shown = applied
-        .key
-        .as_deref()
-        .map_or(Value::Null, |k| view(k, KeyStatus::Active));
+    let stored = writer::write(ctl, change, expected).await?;
+    let shown = shown_key(ctl, stored.applied.as_ref(), kid);
     tracing::info!(kid, "key set");
-    Ok((status, merge(shown, applied.invalidated)))
+    stored.answer(stored.status(), shown, stored.invalidated())
 }
 
 /// `POST /v1/keys/{kid}/revoke`: the kid stops verifying at once and stays revoked; the tenant's
 /// streams are invalidated. Revoking a revoked key changes nothing.
-pub async fn revoke(ctl: &Control, kid: &str) -> Reply {
-    check_name("kid", kid)?;
+pub async fn revoke(ctl: &Control, kid: &str, expected: Option<u64>) -> Reply {
+    let before = crate::enforce::layers::find_kid(&ctl.app.snapshot(), kid).map(|(k, _)| k.clone());
     let change = Change::RevokeKey {
         kid: kid.to_owned(),
     };
-    let applied = ctl.app.enforcer().apply(change).await?;
-    let shown = applied
-        .key
-        .as_deref()
-        .map_or(Value::Null, |k| view(k, KeyStatus::Revoked));
+    let stored = writer::write(ctl, change, expected).await?;
+    let key = stored
+        .applied
+        .as_ref()
+        .and_then(|a| a.key.clone())
+        .or(before);
+    let shown = key.map_or(Value::Null, |k| view(&k, KeyStatus::Revoked));
     tracing::info!(kid, "key revoked");
-    let invalidated = match applied.outcome {
-        Outcome::Unchanged => Invalidated::nothing(),
-        _ => applied.invalidated,
+    let invalidated = match stored.outcome() {
+        Some(Outcome::Unchanged) => Invalidated::nothing(),
+        _ => stored.invalidated(),
     };
-    Ok((StatusCode::OK, merge(shown, invalidated)))
+    stored.answer(StatusCode::OK, shown, invalidated)
+}
+
+/// The key a write set, as this node holds it now (in a fleet, when this node has not applied
+/// the write yet, what it holds under the kid).
+fn shown_key(ctl: &Control, applied: Option<&Applied>, kid: &str) -> Value {
+    if let Some(key) = applied.and_then(|a| a.key.as_deref()) {
+        return view(key, KeyStatus::Active);
+    }
+    let snapshot = ctl.app.snapshot();
+    crate::enforce::layers::find_kid(&snapshot, kid).map_or(Value::Null, |(k, active)| {
+        let status = if active {
+            KeyStatus::Active
+        } else {
+            KeyStatus::Revoked
+        };
+        view(k, status)
+    })
 }
 
 /// `GET /v1/keys`: every key usher knows, active and revoked, from the config file and the API.
@@ -134,9 +142,13 @@ mod tests {
     }
 
     #[test]
-    fn body_with_both_pem_and_jwk_is_refused() {
-        let err = parse_key(br#"{"tenant":"t1","public_key_pem":"x","jwk":{"kty":"EC"}}"#);
-        assert!(matches!(err, Err(ApiError::BadBody(_))));
+    fn fields_only_the_config_file_takes_are_refused_naming_them() {
+        for field in ["secret_file", "public_key_file", "status"] {
+            let body = format!(r#"{{"tenant":"t1","{field}":"x"}}"#);
+            let err = parse_key(body.as_bytes()).unwrap_err();
+            assert!(matches!(err, ApiError::BadBody(_)), "{field}");
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]

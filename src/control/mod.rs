@@ -13,6 +13,7 @@ pub mod policies;
 pub mod sessions;
 pub mod test;
 pub mod viewers;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,23 +133,24 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         .map(percent_decode)
         .collect::<Result<Vec<_>, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    // With the fleet on, writes go to JetStream (SPEC §11).
-    let req = match fleet::intercept(ctl, &segments, req).await {
-        Ok(reply) => return reply,
-        Err(req) => req,
-    };
     let method = req.method().clone();
+    // With `[fleet]`, a write is conditional on the revision the client read (SPEC §11).
+    let expected = fleet::if_match(req.headers().get(hyper::header::IF_MATCH))?;
     match (segments.as_slice(), method) {
         (["keys"], Method::GET) => Ok(keys::list(ctl)),
-        (["keys", kid], Method::PUT) => keys::put(ctl, kid, &body(req).await?).await,
-        (["keys", kid, "revoke"], Method::POST) => keys::revoke(ctl, kid).await,
-        (["policies", object], Method::GET) => policies::get(ctl, object),
-        (["policies", object], Method::PUT) => policies::put(ctl, object, &body(req).await?).await,
-        (["policies", object], Method::DELETE) => policies::delete(ctl, object).await,
+        (["keys", kid], Method::PUT) => keys::put(ctl, kid, &body(req).await?, expected).await,
+        (["keys", kid, "revoke"], Method::POST) => keys::revoke(ctl, kid, expected).await,
+        (["policies", object], Method::GET) => policies::get(ctl, object).await,
+        (["policies", object], Method::PUT) => {
+            policies::put(ctl, object, &body(req).await?, expected).await
+        }
+        (["policies", object], Method::DELETE) => policies::delete(ctl, object, expected).await,
         (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
         (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
         (["status"], Method::GET) => Ok(status(ctl)),
-        (["viewers", "revoke"], Method::POST) => viewers::revoke(ctl, &body(req).await?).await,
+        (["viewers", "revoke"], Method::POST) => {
+            viewers::revoke(ctl, &body(req).await?, expected).await
+        }
         (["sessions", "count"], Method::GET) => sessions::count(ctl),
         (["fleet"], Method::GET) => fleet::list(ctl),
         (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),

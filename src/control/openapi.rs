@@ -1,6 +1,6 @@
 //! The control API as an OpenAPI 3.1 document, for control planes written by other teams. Request
 //! bodies are described by the very types the handlers parse them into (`utoipa::ToSchema` on
-//! [`KeySpec`], [`PolicySpec`], [`InvalidateBody`], [`TestBody`]), so the document cannot drift
+//! [`KeyBody`], [`PolicySpec`], [`InvalidateBody`], [`TestBody`]), so the document cannot drift
 //! from the parser; answers built as JSON by the handlers are described by the types below.
 //!
 //! The functions here are never called: each carries one route's description. `openapi.json` at
@@ -15,12 +15,13 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::invalidate::InvalidateBody;
+use super::keys::KeyBody;
 use super::test::TestBody;
 use crate::decision::Decision;
 use crate::enforce::Invalidated;
 use crate::fleet::status::NodeReport;
 use crate::jwks::JwksTenantStatus;
-use crate::spec::{KeySpec, KeyStatus, PolicySpec};
+use crate::spec::{KeyStatus, PolicySpec};
 use crate::status::{CacheStatus, DecisionRates, InvalidationStatus, ReasonCount, StatusReport};
 
 /// The document as JSON (what `GET /v1/openapi.json` serves).
@@ -57,7 +58,7 @@ pub fn pretty() -> String {
         fleet_list,
     ),
     components(schemas(
-        KeySpec, KeyStatus, PolicySpec, InvalidateBody, TestBody,
+        KeyBody, KeyStatus, PolicySpec, InvalidateBody, TestBody,
         KeyView, KeyList, KeyChange, PolicyView, PolicyChange, PolicyDeleted, Invalidated,
         Decision, ErrorBody,
         super::viewers::RevokeViewerBody, super::viewers::ViewerRevoked,
@@ -187,7 +188,7 @@ pub struct PolicyDeleted {
     ))]
 fn list_keys() {}
 
-#[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeySpec,
+#[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeyBody,
     params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`"), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 201, description = "A new key", body = KeyChange),

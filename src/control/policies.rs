@@ -4,30 +4,19 @@
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::keys::check_name;
+use super::writer;
 use super::{ApiError, Control, Reply, merge, parse};
-use crate::enforce::{Change, Outcome};
+use crate::enforce::Change;
+use crate::fleet::record::Role;
 use crate::policy::model::{Policy, PolicyEntry, PublishRule, Source};
 use crate::spec::{PolicySpec, valid_object};
 
 pub use crate::keys::MASK;
 
-fn check_object(object: &str) -> Result<(), ApiError> {
-    if valid_object(object) {
-        Ok(())
-    } else {
-        Err(ApiError::BadName(
-            "object must be 1..=256 printable characters without whitespace".into(),
-        ))
-    }
-}
-
 /// `PUT /v1/policies/{object}`: sets the policy (201 when new, 200 when replaced) and invalidates
 /// every stream that looks the name up.
-pub async fn put(ctl: &Control, object: &str, body: &[u8]) -> Reply {
-    check_object(object)?;
+pub async fn put(ctl: &Control, object: &str, body: &[u8], expected: Option<u64>) -> Reply {
     let mut spec: PolicySpec = parse(body)?;
-    check_name("tenant", &spec.tenant)?;
     // From here on only the hash exists: the change, the database and the fleet never see the key.
     if let Some(publish) = spec.publish.as_mut() {
         publish.hash_stream_key();
@@ -36,42 +25,56 @@ pub async fn put(ctl: &Control, object: &str, body: &[u8]) -> Reply {
         object: object.to_owned(),
         spec,
     };
-    let applied = ctl.app.enforcer().apply(change).await?;
-    let status = match applied.outcome {
-        Outcome::Created => StatusCode::CREATED,
-        _ => StatusCode::OK,
+    let stored = writer::write(ctl, change, expected).await?;
+    let shown = match stored.applied.as_ref().and_then(|a| a.policy.as_deref()) {
+        Some(entry) => view(entry),
+        None => ctl
+            .app
+            .snapshot()
+            .policy(object)
+            .map_or(Value::Null, |e| view(e)),
     };
-    let shown = applied.policy.as_deref().map_or(Value::Null, view);
     tracing::info!(object, "policy set");
-    Ok((status, merge(shown, applied.invalidated)))
+    stored.answer(stored.status(), shown, stored.invalidated())
 }
 
-/// `GET /v1/policies/{object}`: the policy attached to exactly this name, secret masked.
-pub fn get(ctl: &Control, object: &str) -> Reply {
-    check_object(object)?;
+/// `GET /v1/policies/{object}`: the policy attached to exactly this name, secret masked; in a
+/// fleet with the revision to send back in `If-Match` when this node's copy holds the bucket's
+/// latest record of it.
+pub async fn get(ctl: &Control, object: &str) -> Reply {
+    if !valid_object(object) {
+        return Err(ApiError::BadName(
+            "object must be 1..=256 printable characters without whitespace".into(),
+        ));
+    }
     let snapshot = ctl.app.snapshot();
     let entry = snapshot
         .policy(object)
         .ok_or_else(|| ApiError::NotFound(format!("no policy for {object:?}")))?;
-    Ok((StatusCode::OK, view(entry)))
+    let shown = view(entry);
+    let Some(fleet) = ctl.app.fleet() else {
+        return Ok((StatusCode::OK, shown));
+    };
+    let revision = match entry.source {
+        Source::Api => fleet.revision_here(Role::Policies, object).await,
+        _ => None,
+    };
+    Ok((
+        StatusCode::OK,
+        merge(shown, json!({ "revision": revision })),
+    ))
 }
 
 /// `DELETE /v1/policies/{object}`: removes an API policy; the name falls back to the next one in
 /// the lookup order (SPEC §2). Its streams are invalidated.
-pub async fn delete(ctl: &Control, object: &str) -> Reply {
-    check_object(object)?;
+pub async fn delete(ctl: &Control, object: &str, expected: Option<u64>) -> Reply {
     let change = Change::DeletePolicy {
         object: object.to_owned(),
     };
-    let applied = ctl.app.enforcer().apply(change).await?;
+    let stored = writer::write(ctl, change, expected).await?;
     tracing::info!(object, "policy deleted");
-    Ok((
-        StatusCode::OK,
-        merge(
-            json!({ "object": object, "deleted": true }),
-            applied.invalidated,
-        ),
-    ))
+    let shown = json!({ "object": object, "deleted": true });
+    stored.answer(StatusCode::OK, shown, stored.invalidated())
 }
 
 /// How a policy is shown: the body that would set it, plus `object` and `source`; a webhook

@@ -9,21 +9,10 @@
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::keys::check_name;
 use super::openapi::ErrorBody;
-use super::{ApiError, Control, Reply, merge, parse};
-use crate::decision::now_unix_s;
-use crate::enforce::{Applied, Change};
-use crate::fleet::Fleet;
-use crate::fleet::record::{RevocationRecord, Role, revocation_key};
-use crate::fleet::write::WriteError;
-
-/// How many times a revocation without `If-Match` is merged and written again when another
-/// write of the same viewer came first.
-const FLEET_RETRIES: usize = 3;
-
-/// Longest viewer id accepted (the same bound as the viewer claim).
-const MAX_VIEWER_ID: usize = 256;
+use super::writer::{self, Receipt};
+use super::{Control, Reply, parse};
+use crate::enforce::Change;
 
 /// The body.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -55,109 +44,26 @@ pub struct ViewerRevoked {
     pub mist_acknowledged: bool,
 }
 
-/// The body, parsed and checked.
-fn checked(body: &[u8]) -> Result<RevokeViewerBody, ApiError> {
+/// `POST /v1/viewers/revoke`: stored (in a fleet: written to the revocations bucket, merged
+/// with the record already there) and in force, then the viewer's live sessions end through
+/// MistServer; answers what is now held and what this node did.
+pub async fn revoke(ctl: &Control, body: &[u8], expected: Option<u64>) -> Reply {
     let body = parse::<RevokeViewerBody>(body)?;
-    check_name("tenant", &body.tenant)?;
-    let printable = body.viewer.chars().all(|c| !c.is_control());
-    if body.viewer.is_empty() || body.viewer.len() > MAX_VIEWER_ID || !printable {
-        return Err(ApiError::BadName(format!(
-            "viewer must be 1..={MAX_VIEWER_ID} bytes without control characters"
-        )));
-    }
-    Ok(body)
-}
-
-/// `POST /v1/viewers/revoke`.
-pub async fn revoke(ctl: &Control, body: &[u8]) -> Reply {
-    let body = checked(body)?;
-    let applied = ctl
-        .app
-        .enforcer()
-        .apply(Change::RevokeViewer {
-            tenant: body.tenant.clone(),
-            viewer: body.viewer.clone(),
-            before: body.before,
-        })
-        .await?;
-    let (revocation, ended) = applied.revocation.unwrap_or_default();
-    let answer = ViewerRevoked {
-        tenant: body.tenant,
-        viewer: body.viewer,
-        before: revocation.before,
-        forget_at: revocation.forget_at,
-        sessions_ended: ended,
-        dropped: applied.invalidated.dropped,
-        mist_acknowledged: applied.invalidated.mist_acknowledged,
-    };
-    Ok((
-        StatusCode::OK,
-        serde_json::to_value(answer).unwrap_or_default(),
-    ))
-}
-
-/// `POST /v1/viewers/revoke` with the fleet on: checked against this node's copy, written to the
-/// revocations bucket (its `before` fixed here and never lowered: the record's and this one's
-/// later), answered once JetStream stored it, with this node's application of it.
-pub async fn revoke_through(
-    ctl: &Control,
-    fleet: &Fleet,
-    body: &[u8],
-    expected: Option<u64>,
-) -> Reply {
-    let body = checked(body)?;
     let change = Change::RevokeViewer {
         tenant: body.tenant.clone(),
         viewer: body.viewer.clone(),
         before: body.before,
     };
-    ctl.app.enforcer().check(&change).await?;
-    // The default as a single node takes it: every token issued up to and including this second.
-    let wanted = body
-        .before
-        .unwrap_or_else(|| now_unix_s().unwrap_or(0.0) as u64 + 1);
-    let key = revocation_key(&body.tenant, &body.viewer);
-    let mut tries = 0;
-    let written = loop {
-        let latest = fleet.latest_record(Role::Revocations, &key).await?;
-        let (revision, held) = match latest {
-            Some((revision, value)) => (
-                revision,
-                serde_json::from_slice::<RevocationRecord>(&value)
-                    .ok()
-                    .map(|r| r.before),
-            ),
-            None => (0, None),
-        };
-        let record = RevocationRecord {
-            tenant: body.tenant.clone(),
-            viewer: body.viewer.clone(),
-            before: held.map_or(wanted, |h| h.max(wanted)),
-        };
-        let value = bytes::Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
-        let at = expected.unwrap_or(revision);
-        match fleet
-            .write_key(
-                Role::Revocations,
-                &key,
-                "the viewer's revocation",
-                Some(value),
-                Some(at),
-            )
-            .await
-        {
-            Err(WriteError::Conflict(_)) if expected.is_none() && tries < FLEET_RETRIES => {
-                tries += 1
-            }
-            written => break written?,
-        }
-    };
-    let mist_acknowledged = match written.applied.as_ref().and_then(|a| a.ticket) {
-        Some(ticket) => {
+    let stored = writer::write(ctl, change, expected).await?;
+    let applied = stored.applied.as_ref();
+    let mist_acknowledged = match (&stored.receipt, applied.and_then(|a| a.ticket)) {
+        (Receipt::Local, _) => applied.is_some_and(|a| a.invalidated.mist_acknowledged),
+        (_, Some(ticket)) => {
             let wait = std::time::Duration::from_millis(ctl.app.config().mist.ack_wait_ms);
             ctl.app.enforcer().mist_acknowledged(ticket, wait).await
         }
-        None => written.applied_here,
+        (Receipt::Bucket { applied_here, .. }, None) => *applied_here,
+        (Receipt::Event { .. }, None) => false,
     };
     let held = ctl
         .app
@@ -171,21 +77,12 @@ pub async fn revoke_through(
         viewer: body.viewer,
         before: held.before,
         forget_at: held.forget_at,
-        sessions_ended: ended(written.applied.as_ref()),
-        dropped: written
-            .applied
-            .as_ref()
-            .map_or(0, |a| a.invalidated.dropped),
+        sessions_ended: applied.and_then(|a| a.revocation).map_or(0, |(_, n)| n),
+        dropped: applied.map_or(0, |a| a.invalidated.dropped),
         mist_acknowledged,
     };
     let shown = serde_json::to_value(answer).unwrap_or_default();
-    let extra =
-        serde_json::json!({ "revision": written.revision, "applied": written.applied_here });
-    Ok((StatusCode::OK, merge(shown, extra)))
-}
-
-fn ended(applied: Option<&Applied>) -> usize {
-    applied.and_then(|a| a.revocation).map_or(0, |(_, n)| n)
+    stored.answer(StatusCode::OK, shown, serde_json::json!({}))
 }
 
 #[utoipa::path(post, path = "/v1/viewers/revoke", tag = "sessions", request_body = RevokeViewerBody,

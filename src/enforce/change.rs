@@ -16,7 +16,7 @@ use crate::keys::VerifyingKey;
 use crate::mist::Ticket;
 use crate::policy::model::PolicyEntry;
 use crate::policy::store::Snapshot;
-use crate::spec::{KeySpec, PolicySpec};
+use crate::spec::{KeySpec, MAX_VIEWER_ID, PolicySpec, valid_name, valid_object, valid_viewer};
 use crate::state::StateError;
 
 /// One change to what usher enforces.
@@ -76,6 +76,56 @@ impl Change {
             Change::JwksChanged { .. } => "jwks",
             Change::RevokeViewer { .. } => "revoke-viewer",
             Change::Remote { .. } => "remote",
+        }
+    }
+}
+
+impl Change {
+    /// The names a change carries, each judged by its one rule (`spec::valid_name`,
+    /// `valid_object`, `valid_viewer`). Every change passes here before anything else — the
+    /// control API's and the fleet's records alike, so a record written straight into a bucket
+    /// is held to what the API would have accepted.
+    pub fn check_names(&self) -> Result<(), Refused> {
+        let name = |what: &str, n: &str| {
+            if valid_name(n) {
+                Ok(())
+            } else {
+                Err(Refused::BadName(format!(
+                    "{what} must be 1..=128 characters of A-Z a-z 0-9 . _ -"
+                )))
+            }
+        };
+        let object = |n: &str| {
+            if valid_object(n) {
+                Ok(())
+            } else {
+                Err(Refused::BadName(format!(
+                    "{:?} is not a stream or object name: 1..=256 printable bytes without whitespace",
+                    n.chars().take(64).collect::<String>()
+                )))
+            }
+        };
+        match self {
+            Change::PutKey { kid, spec } => name("kid", kid).and(name("tenant", &spec.tenant)),
+            Change::RevokeKey { kid } => name("kid", kid),
+            Change::PutPolicy { object: o, spec } => object(o).and(name("tenant", &spec.tenant)),
+            Change::DeletePolicy { object: o } => object(o),
+            Change::Invalidate(Target::Streams(names) | Target::Objects(names)) => {
+                names.iter().try_for_each(|n| object(n))
+            }
+            Change::Invalidate(Target::Tenant(tenant)) => name("tenant", tenant),
+            Change::RevokeViewer { tenant, viewer, .. } => {
+                name("tenant", tenant)?;
+                if valid_viewer(viewer) {
+                    Ok(())
+                } else {
+                    Err(Refused::BadName(format!(
+                        "viewer must be 1..={MAX_VIEWER_ID} bytes without control characters"
+                    )))
+                }
+            }
+            Change::Remote { change, .. } => change.check_names(),
+            Change::Reload(_) | Change::JwksChanged { .. } => Ok(()),
         }
     }
 }
@@ -147,6 +197,9 @@ impl Invalidated {
 /// Why a change was refused. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
+    /// A kid, tenant, object or viewer that is not a valid name ([`Change::check_names`]).
+    #[error("{0}")]
+    BadName(String),
     /// No such key or policy.
     #[error("{0}")]
     NotFound(String),

@@ -160,6 +160,23 @@ fn read_only_policy(old: &Snapshot, object: &str) -> Result<(), Refused> {
     }
 }
 
+/// What an update that omits a secret keeps (SPEC §2, §10): the webhook secret, and the publish
+/// rule's webhook secret or stream-key hash, of the policy of `object` it replaces. The one rule,
+/// for this node's edit and for the record the fleet writes (so every node keeps the same).
+pub fn keep_secrets(old: &Snapshot, object: &str, spec: &mut PolicySpec) {
+    let Some(old) = old.policy(object) else {
+        return;
+    };
+    if spec.kind == "webhook" && spec.secret.is_none() {
+        if let Policy::Webhook(hook) = &old.policy {
+            spec.secret = Some(hook.secret.expose().to_owned());
+        }
+    }
+    if let Some(publish) = spec.publish.as_mut() {
+        publish_rule::keep_secrets(publish, &old.publish);
+    }
+}
+
 /// Sets the policy of `object`. `checked_url` is the webhook URL as the SSRF guard judged it.
 pub fn put_policy(
     old: &Snapshot,
@@ -168,16 +185,7 @@ pub fn put_policy(
     checked_url: Option<Url>,
 ) -> Result<Edit, Refused> {
     read_only_policy(old, object)?;
-    if spec.kind == "webhook" && spec.secret.is_none() {
-        // Omitted on update: keep the secret of the webhook policy being replaced.
-        spec.secret = match old.policy(object).map(|e| &e.policy) {
-            Some(Policy::Webhook(hook)) => Some(hook.secret.expose().to_owned()),
-            _ => None,
-        };
-    }
-    if let (Some(publish), Some(old)) = (spec.publish.as_mut(), old.policy(object)) {
-        publish_rule::keep_secrets(publish, &old.publish);
-    }
+    keep_secrets(old, object, &mut spec);
     spec.publish = spec.publish.take().map(|p| Box::new(p.stored()));
     let mut entry = build::entry(object, &spec, Source::Api)
         .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;

@@ -29,6 +29,7 @@ use url::Url;
 
 pub use affected::Scope;
 pub use change::{Applied, Change, Invalidated, Outcome, Refused, Revision, Target};
+pub use edit::keep_secrets;
 pub use notify::MistNotifier;
 
 use edit::Edit;
@@ -161,6 +162,9 @@ impl Enforcer {
     /// Applies one change: validate, commit (with the names it invalidates), swap, drop the
     /// cached decisions, then tell MistServer. On `Err` nothing changed.
     pub async fn apply(&self, change: Change) -> Result<Applied, Refused> {
+        if !matches!(change, Change::Remote { .. }) {
+            change.check_names()?;
+        }
         match change {
             Change::RevokeViewer {
                 tenant,
@@ -477,23 +481,16 @@ fn api_key(kid: &str, spec: &KeySpec) -> Result<VerifyingKey, Refused> {
         .map_err(Refused::InvalidKey)
 }
 
-/// The edit a change makes to `old` (under the write lock).
+/// The edit a change makes to `old` (under the write lock): [`plan`], or for a reload and a JWKS
+/// change the snapshot the layers compose to now.
 async fn edit_for(
     layers: &mut Layers,
     old: &Snapshot,
     change: Change,
     prepared: Prepared,
 ) -> Result<Edit, Refused> {
-    match (change, prepared) {
-        (Change::PutKey { kid, spec }, Prepared::Key(key)) => edit::put_key(old, &kid, &spec, key),
-        (Change::RevokeKey { kid }, _) => edit::revoke_key(old, &kid),
-        (Change::PutPolicy { object, spec }, Prepared::Url(url)) => {
-            edit::put_policy(old, &object, spec, url)
-        }
-        (Change::PutPolicy { object, spec }, _) => edit::put_policy(old, &object, spec, None),
-        (Change::DeletePolicy { object }, _) => edit::delete_policy(old, &object),
-        (Change::Invalidate(target), _) => Ok(Edit::invalidate(target)),
-        (Change::Reload(config), _) => {
+    match change {
+        Change::Reload(config) => {
             let records = layers.db.load_all().await?;
             let (new, problems) = layers::compose(*config, records, layers.jwks.as_ref());
             for problem in problems {
@@ -501,19 +498,40 @@ async fn edit_for(
             }
             Ok(Edit::replace(old, new))
         }
-        (Change::JwksChanged { tenants }, _) => {
+        Change::JwksChanged { tenants } => {
             let mut new = old.clone();
             if let Some(jwks) = &layers.jwks {
                 layers::merge_jwks(&mut new, jwks, &tenants);
             }
             Ok(Edit::replace(old, new))
         }
+        change => plan(old, change, prepared),
+    }
+}
+
+/// The one plan of a change to what the control plane sets: validated against `old`, with what
+/// to store, what the new snapshot is and what to invalidate. [`Enforcer::apply`] commits it;
+/// [`Enforcer::check`] (the fleet's dry run before writing to JetStream) stops here.
+fn plan(old: &Snapshot, change: Change, prepared: Prepared) -> Result<Edit, Refused> {
+    match (change, prepared) {
+        (Change::PutKey { kid, spec }, Prepared::Key(key)) => edit::put_key(old, &kid, &spec, key),
         (Change::PutKey { kid, spec }, _) => {
             let key = api_key(&kid, &spec)?;
             edit::put_key(old, &kid, &spec, key)
         }
+        (Change::RevokeKey { kid }, _) => edit::revoke_key(old, &kid),
+        (Change::PutPolicy { object, spec }, Prepared::Url(url)) => {
+            edit::put_policy(old, &object, spec, url)
+        }
+        (Change::PutPolicy { object, spec }, _) => edit::put_policy(old, &object, spec, None),
+        (Change::DeletePolicy { object }, _) => edit::delete_policy(old, &object),
+        (Change::Invalidate(target), _) => Ok(Edit::invalidate(target)),
         // Applied by `revoke_viewer` before an edit is asked for.
         (Change::RevokeViewer { .. }, _) => Ok(Edit::invalidate(Target::Streams(Vec::new()))),
+        // Composed from the layers by `edit_for`; nothing to plan against the snapshot alone.
+        (Change::Reload(_) | Change::JwksChanged { .. }, _) => {
+            Ok(Edit::invalidate(Target::Streams(Vec::new())))
+        }
         // `apply` unwraps a remote change before it gets here; one nested inside another is refused.
         (Change::Remote { .. }, _) => Err(Refused::InvalidPolicy(
             "a fleet change cannot carry another fleet change".into(),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::change::{Applied, Change, Invalidated, Outcome, Refused, Revision};
-use super::{Enforcer, Prepared, api_key, edit};
+use super::{Enforcer, plan};
 use crate::mist::{MAX_PENDING, Ticket};
 use crate::state::Write;
 
@@ -19,16 +19,9 @@ impl Enforcer {
         change: Change,
     ) -> Result<Applied, Refused> {
         let kind = change.kind();
-        let applied = match change {
-            Change::RevokeViewer {
-                tenant,
-                viewer,
-                before,
-            } => {
-                self.revoke_viewer(tenant, viewer, before, Some(revision.clone()))
-                    .await
-            }
-            change => self.apply_at(change, Some(revision.clone())).await,
+        let applied = match change.check_names() {
+            Err(bad) => Err(bad),
+            Ok(()) => self.apply_checked_remote(revision.clone(), change).await,
         };
         match applied {
             Err(Refused::Storage(e)) => Err(Refused::Storage(e)),
@@ -59,30 +52,40 @@ impl Enforcer {
         }
     }
 
+    /// A remote change whose names passed: applied with its revision.
+    async fn apply_checked_remote(
+        &self,
+        revision: Revision,
+        change: Change,
+    ) -> Result<Applied, Refused> {
+        match change {
+            Change::RevokeViewer {
+                tenant,
+                viewer,
+                before,
+            } => {
+                self.revoke_viewer(tenant, viewer, before, Some(revision))
+                    .await
+            }
+            change => self.apply_at(change, Some(revision)).await,
+        }
+    }
+
     /// Whether `change` would be accepted now, without applying it: the checks of
     /// [`Enforcer::apply`] (key material, policy shape, webhook URL, read-only and revoked
     /// entries) against the current snapshot. Only control-plane edits are checked; anything
     /// else passes.
     pub async fn check(&self, change: &Change) -> Result<(), Refused> {
+        change.check_names()?;
         let prepared = self.prepare(change, false).await?;
-        let old = self.inner.store.load();
-        match (change, prepared) {
-            (Change::PutKey { kid, spec }, Prepared::Key(key)) => {
-                edit::put_key(&old, kid, spec, key).map(drop)
+        match change {
+            Change::RevokeViewer { tenant, viewer, .. } => self.check_revoke(tenant, viewer),
+            Change::PutKey { .. }
+            | Change::RevokeKey { .. }
+            | Change::PutPolicy { .. }
+            | Change::DeletePolicy { .. } => {
+                plan(&self.inner.store.load(), change.clone(), prepared).map(drop)
             }
-            (Change::PutKey { kid, spec }, _) => {
-                let key = api_key(kid, spec)?;
-                edit::put_key(&old, kid, spec, key).map(drop)
-            }
-            (Change::RevokeKey { kid }, _) => edit::revoke_key(&old, kid).map(drop),
-            (Change::PutPolicy { object, spec }, Prepared::Url(url)) => {
-                edit::put_policy(&old, object, spec.clone(), url).map(drop)
-            }
-            (Change::PutPolicy { object, spec }, _) => {
-                edit::put_policy(&old, object, spec.clone(), None).map(drop)
-            }
-            (Change::DeletePolicy { object }, _) => edit::delete_policy(&old, object).map(drop),
-            (Change::RevokeViewer { tenant, viewer, .. }, _) => self.check_revoke(tenant, viewer),
             _ => Ok(()),
         }
     }

@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::enforce::{Change, Revision, Target};
+use crate::enforce::{Change, Refused, Revision, Target};
+use crate::policy::store::Snapshot;
 use crate::spec::{KeySpec, KeyStatus, PolicySpec};
 
 /// Largest value a bucket accepts (the control API's body limit).
@@ -107,6 +108,44 @@ pub struct RevocationRecord {
     pub tenant: String,
     pub viewer: String,
     pub before: u64,
+}
+
+/// A record to write: its bucket, the name it stands for, and its value (`None`: a delete marker).
+pub type Outgoing = (Role, String, Option<Vec<u8>>);
+
+/// The bucket record a control-plane change is written as — the inverse of the records'
+/// [`Change`]s: a key with its status, a revoked key with the material it had (`snapshot` has
+/// it), a policy with the secrets an update that omits them keeps, a delete marker. `None` for
+/// changes without a record of their own (invalidations are events; a viewer revocation is
+/// merged with the record it updates).
+pub fn record_of(change: &Change, snapshot: &Snapshot) -> Result<Option<Outgoing>, Refused> {
+    Ok(Some(match change {
+        Change::PutKey { kid, spec } => {
+            let record = KeySpec {
+                status: Some(KeyStatus::Active),
+                ..spec.clone()
+            };
+            (Role::Keys, kid.clone(), Some(json(&record)))
+        }
+        Change::RevokeKey { kid } => {
+            let (key, _) = crate::enforce::layers::find_kid(snapshot, kid)
+                .ok_or_else(|| Refused::NotFound(format!("no key {kid:?}")))?;
+            let record = KeySpec::stored(key, &KeySpec::default(), KeyStatus::Revoked);
+            (Role::Keys, kid.clone(), Some(json(&record)))
+        }
+        Change::PutPolicy { object, spec } => {
+            let mut spec = spec.clone();
+            crate::enforce::keep_secrets(snapshot, object, &mut spec);
+            (Role::Policies, object.clone(), Some(json(&spec)))
+        }
+        Change::DeletePolicy { object } => (Role::Policies, object.clone(), None),
+        _ => return Ok(None),
+    }))
+}
+
+/// A spec as a record's JSON (the specs serialise without fail: no maps with non-string keys).
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// The revocations bucket's key of a viewer: `base64url(tenant).base64url(viewer)` (a tenant's
