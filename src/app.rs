@@ -13,6 +13,7 @@ use crate::fleet::Fleet;
 use crate::metrics::{Gauges, Metrics};
 use crate::policy::model::{Policy, PolicyEntry};
 use crate::policy::store::Snapshot;
+use crate::reason::DecidedBy;
 use crate::sessions::Facts;
 
 /// The `trigger` span of one evaluation at `$level`: stream and session now, tenant, policy and
@@ -160,7 +161,7 @@ impl App {
     async fn decide(&self, request: &Request<'_>, now: Instant) -> (Verdict, Lookup) {
         let key = OnceLock::new();
         let (verdict, lookup) = self.evaluate(request, now, &key).await;
-        if lookup != Lookup::Hit && verdict.allowed && verdict.policy == "jwt" {
+        if lookup != Lookup::Hit && verdict.allowed && verdict.policy == DecidedBy::Jwt {
             let sessions = self.enforcer.sessions();
             if sessions.tracking()
                 && !sessions.is_tracked(request.session_id)
@@ -294,7 +295,7 @@ fn conclude(
     let _entered = span.enter();
     admit(enforcer, entry, req, &mut d, key);
     span.record("tenant", d.tenant.as_str());
-    span.record("policy", d.policy_type);
+    span.record("policy", d.policy_type.as_str());
     span.record("reason", d.reason.as_str());
     if !d.allowed {
         log_denial(req, &d);
@@ -353,7 +354,7 @@ fn log_denial(req: &Request<'_>, d: &Decision) {
         session = req.session_id,
         viewer_ip = req.viewer_ip,
         connector = req.connector,
-        policy = d.policy_type,
+        policy = d.policy_type.as_str(),
         tenant = d.tenant.as_str(),
         reason = d.reason.as_str(),
         kid = d.kid.as_deref().unwrap_or(""),

@@ -45,8 +45,8 @@ use streams::{StreamState, Streams};
 pub struct Verdict {
     pub allowed: bool,
     pub reason: Reason,
-    /// The policy type that decided (`public`, `deny`, `jwt`, `webhook`; `none` if none did).
-    pub policy: &'static str,
+    /// The policy type that decided (`none` if none did).
+    pub policy: crate::reason::DecidedBy,
 }
 
 /// How an answer was obtained.
@@ -348,7 +348,7 @@ async fn wait(mut rx: watch::Receiver<Option<Verdict>>) -> Verdict {
 const INTERNAL_ERROR: Verdict = Verdict {
     allowed: false,
     reason: Reason::InternalError,
-    policy: "none",
+    policy: crate::reason::DecidedBy::None,
 };
 
 impl Inner {

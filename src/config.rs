@@ -135,13 +135,13 @@ impl Default for CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DefaultPolicyConfig {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: crate::spec::PolicyKind,
 }
 
 impl Default for DefaultPolicyConfig {
     fn default() -> Self {
         DefaultPolicyConfig {
-            kind: "deny".into(),
+            kind: crate::spec::PolicyKind::Deny,
         }
     }
 }
@@ -375,7 +375,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.cache.allow_ttl_s, 60);
         assert_eq!(c.control.listen.to_string(), "127.0.0.1:9999");
-        assert_eq!(c.default_policy.kind, "public");
+        assert_eq!(c.default_policy.kind, crate::spec::PolicyKind::Public);
         assert_eq!(c.control.tokens, ["0123456789abcdef"]);
     }
 

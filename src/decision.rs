@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::policy::lookup;
 use crate::policy::model::{JwtPolicy, Policy, PolicyEntry, WebhookPolicy};
 use crate::policy::store::Snapshot;
+use crate::reason::DecidedBy;
 use crate::reason::Reason;
 use crate::sessions::Revocations;
 use crate::webhook::{WebhookCaller, WebhookRequest};
@@ -122,7 +123,7 @@ pub enum Mode {
 pub struct Decision {
     pub allowed: bool,
     #[schema(value_type = String)]
-    pub policy_type: &'static str,
+    pub policy_type: DecidedBy,
     /// The reason code (SPEC §3).
     #[schema(value_type = String)]
     pub reason: Reason,
@@ -156,7 +157,7 @@ impl Decision {
     fn new(entry: &PolicyEntry, allowed: bool, reason: Reason, detail: impl Into<String>) -> Self {
         Decision {
             allowed,
-            policy_type: entry.policy.type_name(),
+            policy_type: entry.policy.kind().decided_by(),
             reason,
             detail: detail.into(),
             kid: None,

@@ -6,10 +6,17 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::reason::DecidedBy;
 use crate::reason::Reason;
 
 /// Policy types as metric labels; `none` for requests that never reached a policy.
-pub const POLICY_TYPES: [&str; 5] = ["public", "deny", "jwt", "webhook", "none"];
+pub const POLICY_TYPES: [DecidedBy; 5] = [
+    DecidedBy::Public,
+    DecidedBy::Deny,
+    DecidedBy::Jwt,
+    DecidedBy::Webhook,
+    DecidedBy::None,
+];
 
 /// Upper bounds of the latency histograms, in seconds.
 const BUCKETS_S: [f64; 14] = [
@@ -128,7 +135,13 @@ impl Default for Totals {
 
 impl Metrics {
     /// Counts one answered `USER_NEW` and its latency.
-    pub fn decision(&self, policy_type: &str, reason: Reason, cache_hit: bool, took: Duration) {
+    pub fn decision(
+        &self,
+        policy_type: DecidedBy,
+        reason: Reason,
+        cache_hit: bool,
+        took: Duration,
+    ) {
         let p = POLICY_TYPES
             .iter()
             .position(|t| *t == policy_type)
@@ -371,8 +384,18 @@ mod tests {
     #[test]
     fn decisions_render_with_policy_result_and_reason_labels() {
         let m = Metrics::default();
-        m.decision("jwt", Reason::JwtExpired, false, Duration::from_micros(80));
-        m.decision("public", Reason::Allowed, true, Duration::from_micros(3));
+        m.decision(
+            DecidedBy::Jwt,
+            Reason::JwtExpired,
+            false,
+            Duration::from_micros(80),
+        );
+        m.decision(
+            DecidedBy::Public,
+            Reason::Allowed,
+            true,
+            Duration::from_micros(3),
+        );
         let text = m.render(&Gauges::default());
         assert!(text.contains(
             "usher_decisions_total{trigger=\"USER_NEW\",policy=\"jwt\",result=\"deny\",reason=\"jwt-expired\"} 1"
@@ -409,9 +432,24 @@ mod tests {
     #[test]
     fn totals_sum_reasons_over_policy_types_and_split_hits_from_misses() {
         let m = Metrics::default();
-        m.decision("jwt", Reason::Allowed, false, Duration::from_micros(80));
-        m.decision("public", Reason::Allowed, true, Duration::from_micros(3));
-        m.decision("jwt", Reason::JwtSigFail, false, Duration::from_micros(90));
+        m.decision(
+            DecidedBy::Jwt,
+            Reason::Allowed,
+            false,
+            Duration::from_micros(80),
+        );
+        m.decision(
+            DecidedBy::Public,
+            Reason::Allowed,
+            true,
+            Duration::from_micros(3),
+        );
+        m.decision(
+            DecidedBy::Jwt,
+            Reason::JwtSigFail,
+            false,
+            Duration::from_micros(90),
+        );
         let t = m.totals();
         assert_eq!(t.by_reason[Reason::Allowed.index()], 2);
         assert_eq!(t.by_reason[Reason::JwtSigFail.index()], 1);

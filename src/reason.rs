@@ -139,6 +139,40 @@ impl serde::Serialize for Reason {
     }
 }
 
+/// What decided an answer: a viewer policy's or a publish rule's type, or `none` when the request
+/// was refused before a policy was found (a malformed trigger). Its name labels the metrics, the
+/// log lines and `/v1/test`'s `policy_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    Public,
+    Deny,
+    Jwt,
+    Webhook,
+    StreamKey,
+    None,
+}
+
+impl DecidedBy {
+    /// The name, as the metrics label it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Public => "public",
+            DecidedBy::Deny => "deny",
+            DecidedBy::Jwt => "jwt",
+            DecidedBy::Webhook => "webhook",
+            DecidedBy::StreamKey => "stream_key",
+            DecidedBy::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,7 +201,12 @@ mod tests {
         let task = tokio::spawn(r.clone().sample(metrics.clone()));
         tokio::time::sleep(Duration::from_millis(500)).await;
         for _ in 0..30 {
-            metrics.decision("jwt", Reason::Allowed, true, Duration::from_micros(5));
+            metrics.decision(
+                crate::reason::DecidedBy::Jwt,
+                Reason::Allowed,
+                true,
+                Duration::from_micros(5),
+            );
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let w = r.window();

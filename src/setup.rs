@@ -7,7 +7,6 @@ use std::path::Path;
 use crate::config::Config;
 use crate::decision::Evaluator;
 use crate::net::client::GuardedClient;
-use crate::net::guard::SsrfError;
 use crate::policy::build::{self, Problems};
 use crate::policy::model::Policy;
 use crate::policy::store::Snapshot;
@@ -78,9 +77,13 @@ pub async fn load_config(
         };
         for hook in hooks.into_iter().flatten() {
             let at = format!("policies[object={:?}]", entry.object);
-            match caller.guard().validate_for_policy(hook.url.as_str()).await {
-                Ok(_) => {}
-                Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
+            match caller
+                .guard()
+                .validate_set_elsewhere(hook.url.as_str())
+                .await
+            {
+                Ok((_, None)) => {}
+                Ok((_, Some(dns))) => warnings.push(format!("{at}: {dns}")),
                 Err(e) => problems.0.push(format!("{at}: {e}")),
             }
         }
@@ -90,9 +93,9 @@ pub async fn load_config(
             continue;
         };
         let at = format!("tenants[id={id:?}].jwks_url");
-        match caller.guard().validate_for_policy(url).await {
-            Ok(_) => {}
-            Err(e @ SsrfError::Resolve { .. }) => warnings.push(format!("{at}: {e}")),
+        match caller.guard().validate_set_elsewhere(url).await {
+            Ok((_, None)) => {}
+            Ok((_, Some(dns))) => warnings.push(format!("{at}: {dns}")),
             Err(e) => problems.0.push(format!("{at}: {e}")),
         }
     }

@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use crate::keys::material::{self, KeyMaterial};
 use crate::keys::{KeyAlg, KeySource, VerifyingKey};
 
+mod kind;
 mod publish;
+pub use kind::{PolicyKind, PublishKind};
 pub use publish::{MAX_STREAM_KEY_BYTES, PublishSpec};
 
 /// Whether a key may verify tokens.
@@ -177,7 +179,7 @@ fn read_key_file(base_dir: Option<&Path>, field: &str, path: &Path) -> Result<Ve
 pub struct PolicySpec {
     pub tenant: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: PolicyKind,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_kids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

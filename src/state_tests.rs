@@ -16,7 +16,7 @@ fn key_spec(tenant: &str) -> KeySpec {
 fn public_spec(tenant: &str) -> PolicySpec {
     PolicySpec {
         tenant: tenant.into(),
-        kind: "public".into(),
+        kind: crate::spec::PolicyKind::Public,
         ..PolicySpec::default()
     }
 }

@@ -151,7 +151,7 @@ listen = "0.0.0.0:4251"
 [cache]
 deny_ttl_s = 0
 [default_policy]
-type = "maybe"
+type = "jwt"
 [log]
 format = "xml"
 [[tenants]]
@@ -259,4 +259,15 @@ fn verify_reports_the_viewer_named_by_the_tenants_viewer_claim() {
     assert_eq!(verify.status.code(), Some(0), "{verify:?}");
     let json: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(json["viewer"], "u-7", "{json}");
+}
+
+#[test]
+fn check_config_refuses_an_unknown_policy_type_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = "[default_policy]\ntype = \"maybe\"\n";
+    std::fs::write(dir.path().join("config.toml"), broken).unwrap();
+    let o = usher(dir.path(), &["check-config"]);
+    assert_ne!(o.status.code(), Some(0));
+    let out = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("maybe") && out.contains("type"), "{out}");
 }

@@ -805,3 +805,29 @@ async fn records_written_straight_into_the_buckets_are_held_to_the_apis_rules() 
     let (status, _) = a.api().call("GET", "/v1/policies/x", None).await;
     assert_eq!(status, 404);
 }
+
+/// Regression (issue #30): the fleet's write path did not hash a publish rule's stream key before
+/// writing the record, so `PUT /v1/policies` with a `stream_key` answered 422 with `[fleet]` and
+/// 201 without. One handler hashes it for both; the bucket holds only the hash.
+#[tokio::test]
+async fn a_stream_key_set_through_a_fleet_node_is_stored_as_its_hash_only() {
+    let nats = Nats::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = Node::start(&nats, "a", root.path(), "").await;
+    let body = json!({"tenant": "t1", "type": "public",
+                      "publish": {"type": "stream_key", "stream_key": "s3cret-stream-key"}});
+    let (status, set) = put(&a, "/v1/policies/live", body, None).await;
+    assert_eq!(status, 201, "{set}");
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let record = js
+        .get_key_value("usher_policies")
+        .await
+        .unwrap()
+        .get(usher::fleet::record::encode("live"))
+        .await
+        .unwrap()
+        .expect("the record");
+    let record = String::from_utf8(record.to_vec()).unwrap();
+    assert!(!record.contains("s3cret-stream-key"), "{record}");
+    assert!(record.contains("stream_key_sha256"), "{record}");
+}

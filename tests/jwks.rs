@@ -395,7 +395,7 @@ async fn a_kid_fetched_before_the_snapshot_took_the_set_verifies_at_once() {
     snapshot.tenant_mut(TENANT);
     let spec = PolicySpec {
         tenant: TENANT.into(),
-        kind: "jwt".into(),
+        kind: usher::spec::PolicyKind::Jwt,
         ..PolicySpec::default()
     };
     snapshot.set_policy(build::entry("vod", &spec, Source::Config).unwrap());

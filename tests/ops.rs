@@ -97,7 +97,7 @@ async fn sighup_with_a_broken_config_keeps_the_running_one() {
     assert_eq!(ask(&d, "a", &s).await, "true");
     let path = d.dir.join("config.toml");
     let broken = format!(
-        "{}\n[[policies]]\nobject = \"c\"\ntenant = \"nobody\"\ntype = \"teleport\"\n",
+        "{}\n[[policies]]\nobject = \"c\"\ntenant = \"nobody\"\ntype = \"jwt\"\nurl = \"https://x.example/\"\n",
         std::fs::read_to_string(&path).unwrap()
     );
     std::fs::write(&path, broken).unwrap();

@@ -55,7 +55,7 @@ fn the_package_config_is_loopback_deny_by_default_with_the_package_paths() {
     let config = Config::parse(&text).unwrap();
     assert!(config.trigger.listen.ip().is_loopback());
     assert!(config.control.listen.ip().is_loopback());
-    assert_eq!(config.default_policy.kind, "deny");
+    assert_eq!(config.default_policy.kind, usher::spec::PolicyKind::Deny);
     assert_eq!(config.state.dir, std::path::Path::new("/var/lib/usher"));
     assert_eq!(config.control.tokens_file, "/etc/usher/control-tokens");
     assert!(

@@ -374,7 +374,7 @@ async fn publish_rules_over_the_api_are_checked_like_viewer_policies() {
         (json!({"type": "stream_key"}), 422),
         (json!({"type": "stream_key", "stream_key": ""}), 422),
         (json!({"type": "jwt", "url": "https://x.example"}), 422),
-        (json!({"type": "open"}), 422),
+        (json!({"type": "open"}), 400),
         (json!({"type": "public", "colour": 1}), 400),
         (
             json!({"type": "webhook", "url": "https://127.0.0.1/p", "secret": "s"}),

@@ -13,12 +13,12 @@ fn cache(max_entries: u64) -> DecisionCache {
 const ALLOW: Verdict = Verdict {
     allowed: true,
     reason: Reason::Allowed,
-    policy: "public",
+    policy: crate::reason::DecidedBy::Public,
 };
 const DENY: Verdict = Verdict {
     allowed: false,
     reason: Reason::JwtExpired,
-    policy: "jwt",
+    policy: crate::reason::DecidedBy::Jwt,
 };
 
 /// Starts an evaluation of ("vod", "s1", "t") that counts itself and answers `ALLOW` once

@@ -63,6 +63,7 @@ pub async fn revoke(ctl: &Control, kid: &str, expected: Option<u64>) -> Reply {
     let before = crate::enforce::layers::find_kid(&ctl.app.snapshot(), kid).map(|(k, _)| k.clone());
     let change = Change::RevokeKey {
         kid: kid.to_owned(),
+        record: None,
     };
     let stored = writer::write(ctl, change, expected).await?;
     let key = stored

@@ -87,7 +87,7 @@ pub fn view(entry: &PolicyEntry) -> Value {
     let mut v = json!({
         "object": entry.object,
         "tenant": entry.tenant,
-        "type": entry.policy.type_name(),
+        "type": entry.policy.kind(),
         "source": source,
     });
     let extra = match &entry.policy {
@@ -121,7 +121,7 @@ pub fn view(entry: &PolicyEntry) -> Value {
 /// How a `publish` rule is shown: its type and fields; a webhook secret and a stream key (not
 /// even its hash) are never shown back.
 fn publish_view(rule: &PublishRule) -> Value {
-    let mut v = json!({ "type": rule.type_name() });
+    let mut v = json!({ "type": rule.kind() });
     let extra = match rule {
         PublishRule::Deny | PublishRule::Public => json!({}),
         PublishRule::StreamKey(_) => json!({ "stream_key": MASK }),

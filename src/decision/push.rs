@@ -88,7 +88,7 @@ impl Evaluator {
                     .await
             }
         };
-        d.policy_type = entry.publish.type_name();
+        d.policy_type = entry.publish.kind().decided_by();
         d
     }
 

@@ -24,8 +24,13 @@ use crate::state::StateError;
 pub enum Change {
     /// Add an API key, or replace the material of an active API key of the same tenant.
     PutKey { kid: String, spec: KeySpec },
-    /// Revoke an API key for good.
-    RevokeKey { kid: String },
+    /// Revoke an API key for good. `record`: the revoked key as the fleet's record holds it, so
+    /// a node that never saw the key active still holds the kid as revoked (and refuses to
+    /// activate it again); `None` from the control API.
+    RevokeKey {
+        kid: String,
+        record: Option<Box<KeySpec>>,
+    },
     /// Set the policy attached to an object name. A webhook policy without `secret` keeps the
     /// secret of the webhook policy it replaces.
     PutPolicy { object: String, spec: PolicySpec },
@@ -107,7 +112,12 @@ impl Change {
         };
         match self {
             Change::PutKey { kid, spec } => name("kid", kid).and(name("tenant", &spec.tenant)),
-            Change::RevokeKey { kid } => name("kid", kid),
+            Change::RevokeKey { kid, record } => {
+                name("kid", kid)?;
+                record
+                    .as_ref()
+                    .map_or(Ok(()), |r| name("tenant", &r.tenant))
+            }
             Change::PutPolicy { object: o, spec } => object(o).and(name("tenant", &spec.tenant)),
             Change::DeletePolicy { object: o } => object(o),
             Change::Invalidate(Target::Streams(names) | Target::Objects(names)) => {

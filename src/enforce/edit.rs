@@ -13,7 +13,7 @@ use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT, VerifyingKey};
 use crate::policy::model::{Policy, PolicyEntry, Secret, Source};
 use crate::policy::store::Snapshot;
 use crate::policy::{build, publish_rule};
-use crate::spec::{KeySpec, KeyStatus, PolicySpec};
+use crate::spec::{KeySpec, KeyStatus, PolicyKind, PolicySpec};
 use crate::state::Write;
 
 /// What one edit does.
@@ -124,12 +124,15 @@ fn finish_put_key(
 }
 
 /// Revokes an API key: it stops verifying at once and stays revoked; the tenant's streams are
-/// invalidated. Revoking a revoked key changes nothing.
-pub fn revoke_key(old: &Snapshot, kid: &str) -> Result<Edit, Refused> {
-    let (key, active) = match find_kid(old, kid) {
-        None => return Err(Refused::NotFound(format!("no key {kid:?}"))),
-        Some((k, _)) if k.source != KeySource::Api => return Err(read_only_kid(kid)),
-        Some((k, active)) => (k.clone(), active),
+/// invalidated. Revoking a revoked key changes nothing. A kid this node never held, revoked by a
+/// fleet `record` that carries its material, is held as revoked from now on (nothing to
+/// invalidate: it verified nothing here).
+pub fn revoke_key(old: &Snapshot, kid: &str, record: Option<&KeySpec>) -> Result<Edit, Refused> {
+    let (key, active) = match (find_kid(old, kid), record) {
+        (None, Some(record)) => return held_revoked(old, kid, record),
+        (None, None) => return Err(Refused::NotFound(format!("no key {kid:?}"))),
+        (Some((k, _)), _) if k.source != KeySource::Api => return Err(read_only_kid(kid)),
+        (Some((k, active)), _) => (k.clone(), active),
     };
     if !active {
         let mut edit = Edit::new(Outcome::Unchanged);
@@ -151,6 +154,28 @@ pub fn revoke_key(old: &Snapshot, kid: &str) -> Result<Edit, Refused> {
     Ok(edit)
 }
 
+/// A revoked key this node learns of from the fleet's record alone: loaded from the record's
+/// material (refused like any key that does not load) and held as revoked.
+fn held_revoked(old: &Snapshot, kid: &str, record: &KeySpec) -> Result<Edit, Refused> {
+    let key = Arc::new(
+        record
+            .load(kid, KeySource::Api, None)
+            .map_err(Refused::InvalidKey)?,
+    );
+    let mut edit = Edit::new(Outcome::Created);
+    edit.writes = vec![Write::PutKey(
+        kid.to_owned(),
+        KeySpec::stored(&key, record, KeyStatus::Revoked),
+    )];
+    let mut new = old.clone();
+    new.tenant_mut(&key.tenant)
+        .revoked
+        .insert(kid.to_owned(), key.clone());
+    edit.new = Some(new);
+    edit.key = Some(key);
+    Ok(edit)
+}
+
 fn read_only_policy(old: &Snapshot, object: &str) -> Result<(), Refused> {
     match old.policy(object) {
         Some(e) if e.source == Source::Config => Err(Refused::ReadOnly(format!(
@@ -167,7 +192,7 @@ pub fn keep_secrets(old: &Snapshot, object: &str, spec: &mut PolicySpec) {
     let Some(old) = old.policy(object) else {
         return;
     };
-    if spec.kind == "webhook" && spec.secret.is_none() {
+    if spec.kind == PolicyKind::Webhook && spec.secret.is_none() {
         if let Policy::Webhook(hook) = &old.policy {
             spec.secret = Some(hook.secret.expose().to_owned());
         }

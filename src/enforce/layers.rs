@@ -164,7 +164,7 @@ mod tests {
     fn public_spec(tenant: &str) -> PolicySpec {
         PolicySpec {
             tenant: tenant.into(),
-            kind: "public".into(),
+            kind: crate::spec::PolicyKind::Public,
             ..PolicySpec::default()
         }
     }

@@ -44,7 +44,7 @@ use crate::policy::build;
 use crate::policy::model::Source;
 use crate::policy::store::{PolicyStore, Snapshot};
 use crate::sessions::Sessions;
-use crate::spec::KeySpec;
+use crate::spec::{KeySpec, PolicyKind, PublishKind};
 use crate::state::{Pending, StateDb, StateError};
 
 /// How long an invalidation waits for MistServer's list of active streams (after the drop).
@@ -268,7 +268,7 @@ impl Enforcer {
         }
         match change {
             Change::PutKey { kid, spec } => api_key(kid, spec).map(Prepared::Key),
-            Change::PutPolicy { object, spec } if spec.kind == "webhook" => {
+            Change::PutPolicy { object, spec } if spec.kind == PolicyKind::Webhook => {
                 let Some(url) = &spec.url else {
                     return Ok(Prepared::Url(None));
                 };
@@ -277,17 +277,7 @@ impl Enforcer {
                 shape.secret.get_or_insert_with(|| "kept".into());
                 build::entry(object, &shape, Source::Api)
                     .map_err(|errs| Refused::InvalidPolicy(errs.join("; ")))?;
-                let checked = match self.inner.guard.validate_for_policy(url).await {
-                    Err(e) if remote && e.code() == "dns-failure" => {
-                        self.inner.guard.check_url(url)
-                    }
-                    checked => checked,
-                };
-                let url = checked.map_err(|e| Refused::UrlRefused {
-                    code: e.code(),
-                    message: e.to_string(),
-                })?;
-                Ok(Prepared::Url(Some(url)))
+                Ok(Prepared::Url(Some(self.judge_url(url, remote).await?)))
             }
             _ => Ok(Prepared::Nothing),
         }
@@ -303,16 +293,25 @@ impl Enforcer {
         let Some(url) = spec
             .publish
             .as_ref()
-            .filter(|p| p.kind == "webhook")
+            .filter(|p| p.kind == PublishKind::Webhook)
             .and_then(|p| p.url.as_deref())
         else {
             return Ok(());
         };
-        let checked = match self.inner.guard.validate_for_policy(url).await {
-            Err(e) if remote && e.code() == "dns-failure" => self.inner.guard.check_url(url),
-            checked => checked,
+        self.judge_url(url, remote).await.map(drop)
+    }
+
+    /// The SSRF guard's judgement of a webhook URL being set (SPEC §4): resolved now and refused
+    /// when any answer is; from the fleet (`remote`), where the writing node resolved it, as a URL
+    /// set elsewhere.
+    async fn judge_url(&self, url: &str, remote: bool) -> Result<Url, Refused> {
+        let guard = &self.inner.guard;
+        let judged = if remote {
+            guard.validate_set_elsewhere(url).await.map(|(url, _)| url)
+        } else {
+            guard.validate_for_policy(url).await
         };
-        checked.map(|_| ()).map_err(|e| Refused::UrlRefused {
+        judged.map_err(|e| Refused::UrlRefused {
             code: e.code(),
             message: e.to_string(),
         })
@@ -519,7 +518,7 @@ fn plan(old: &Snapshot, change: Change, prepared: Prepared) -> Result<Edit, Refu
             let key = api_key(&kid, &spec)?;
             edit::put_key(old, &kid, &spec, key)
         }
-        (Change::RevokeKey { kid }, _) => edit::revoke_key(old, &kid),
+        (Change::RevokeKey { kid, record }, _) => edit::revoke_key(old, &kid, record.as_deref()),
         (Change::PutPolicy { object, spec }, Prepared::Url(url)) => {
             edit::put_policy(old, &object, spec, url)
         }

@@ -174,7 +174,7 @@ mod tests {
                 object: object.into(),
                 spec: PolicySpec {
                     tenant: "t1".into(),
-                    kind: kind.into(),
+                    kind: serde_json::from_value(serde_json::json!(kind)).unwrap(),
                     ..PolicySpec::default()
                 },
             }),
@@ -209,7 +209,7 @@ mod tests {
             object: "vod".into(),
             spec: PolicySpec {
                 tenant: "t1".into(),
-                kind: "public".into(),
+                kind: crate::spec::PolicyKind::Public,
                 ..PolicySpec::default()
             },
         })
@@ -291,7 +291,7 @@ mod tests {
             object: object.into(),
             spec: PolicySpec {
                 tenant: "t1".into(),
-                kind: "deny".into(),
+                kind: crate::spec::PolicyKind::Deny,
                 ..PolicySpec::default()
             },
         };

@@ -116,7 +116,7 @@ impl Harness {
         let allow = Verdict {
             allowed: true,
             reason: Reason::Allowed,
-            policy: "public",
+            policy: crate::reason::DecidedBy::Public,
         };
         self.cache
             .get_or_evaluate(stream, "s1", "tok", || {
@@ -152,7 +152,7 @@ fn key_spec() -> KeySpec {
 fn policy(kind: &str) -> PolicySpec {
     PolicySpec {
         tenant: "t1".into(),
-        kind: kind.into(),
+        kind: serde_json::from_value(serde_json::json!(kind)).unwrap(),
         ..PolicySpec::default()
     }
 }
@@ -301,7 +301,10 @@ async fn revoke_key_stores_it_revoked_and_invalidates_the_tenant_once() {
         .await
         .unwrap();
     h.seen("live+abc").await;
-    let revoke = || Change::RevokeKey { kid: "k1".into() };
+    let revoke = || Change::RevokeKey {
+        kid: "k1".into(),
+        record: None,
+    };
     let applied = h.enforcer.apply(revoke()).await.unwrap();
     assert_eq!(applied.invalidated.streams, ["live+abc"]);
     assert_eq!(applied.invalidated.dropped, 1);
@@ -320,7 +323,10 @@ async fn revoke_key_stores_it_revoked_and_invalidates_the_tenant_once() {
     assert!(matches!(reactivate, Err(Refused::KeyRevoked(_))));
     let unknown = h
         .enforcer
-        .apply(Change::RevokeKey { kid: "nope".into() })
+        .apply(Change::RevokeKey {
+            kid: "nope".into(),
+            record: None,
+        })
         .await;
     assert!(matches!(unknown, Err(Refused::NotFound(_))));
 }

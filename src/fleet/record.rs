@@ -127,7 +127,7 @@ pub fn record_of(change: &Change, snapshot: &Snapshot) -> Result<Option<Outgoing
             };
             (Role::Keys, kid.clone(), Some(json(&record)))
         }
-        Change::RevokeKey { kid } => {
+        Change::RevokeKey { kid, .. } => {
             let (key, _) = crate::enforce::layers::find_kid(snapshot, kid)
                 .ok_or_else(|| Refused::NotFound(format!("no key {kid:?}")))?;
             let record = KeySpec::stored(key, &KeySpec::default(), KeyStatus::Revoked);
@@ -225,7 +225,10 @@ fn inner_change(role: Role, name: String, record: Record<'_>) -> Result<Change, 
         (Role::Keys, Record::Put(json)) => {
             let mut spec: KeySpec = serde_json::from_slice(json).map_err(|_| "not a key record")?;
             if spec.status() == KeyStatus::Revoked {
-                return Ok(Change::RevokeKey { kid: name });
+                return Ok(Change::RevokeKey {
+                    kid: name,
+                    record: Some(Box::new(spec)),
+                });
             }
             spec.status = None;
             Ok(Change::PutKey { kid: name, spec })
@@ -359,7 +362,7 @@ mod tests {
         assert_eq!(revision.feed, "usher_policies");
         assert_eq!(revision.seq, 7);
         assert!(matches!(change, Change::PutPolicy { ref object, ref spec }
-            if object == "live+x" && spec.kind == "deny"));
+            if object == "live+x" && spec.kind == crate::spec::PolicyKind::Deny));
     }
 
     #[test]
@@ -372,7 +375,9 @@ mod tests {
     fn a_revoked_key_record_revokes_and_an_active_one_puts() {
         let revoked = br#"{"tenant":"t1","alg":"ES256","public_key_pem":"x","status":"revoked"}"#;
         let (change, _) = change_for(Role::Keys, "b", &encode("k1"), 1, Record::Put(revoked));
-        assert!(matches!(inner(change).1, Change::RevokeKey { ref kid } if kid == "k1"));
+        assert!(
+            matches!(inner(change).1, Change::RevokeKey { ref kid, record: Some(_) } if kid == "k1")
+        );
         let active = br#"{"tenant":"t1","alg":"ES256","public_key_pem":"x","status":"active"}"#;
         let (change, _) = change_for(Role::Keys, "b", &encode("k1"), 2, Record::Put(active));
         assert!(

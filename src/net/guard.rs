@@ -49,6 +49,12 @@ pub enum SsrfError {
 }
 
 impl SsrfError {
+    /// The host did not resolve here now (no answer, or no address): a state of the name
+    /// server, not of the URL.
+    pub fn is_dns_failure(&self) -> bool {
+        matches!(self, SsrfError::Resolve { .. } | SsrfError::NoAddress(_))
+    }
+
     /// A stable code for API error bodies: `invalid-url`, `url-not-allowed` or `dns-failure`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -114,6 +120,21 @@ impl SsrfGuard {
             return Err(SsrfError::AddressRefused(ip));
         }
         Ok(parsed)
+    }
+
+    /// A URL set where it was judged already — the config file being loaded, another node of the
+    /// fleet — judged as [`validate_for_policy`](Self::validate_for_policy), except that a host
+    /// that does not resolve here now is taken on [`check_url`](Self::check_url) alone (every
+    /// dial resolves and filters again, failing closed). The DNS failure comes back beside the
+    /// URL, for a warning.
+    pub async fn validate_set_elsewhere(
+        &self,
+        url: &str,
+    ) -> Result<(Url, Option<SsrfError>), SsrfError> {
+        match self.validate_for_policy(url).await {
+            Err(e) if e.is_dns_failure() => Ok((self.check_url(url)?, Some(e))),
+            judged => judged.map(|url| (url, None)),
+        }
     }
 
     /// [`check_url`](Self::check_url), then resolves a host name and refuses the URL when any

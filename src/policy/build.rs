@@ -13,7 +13,7 @@ use super::session_rules::SessionRules;
 use super::store::Snapshot;
 use crate::config::Config;
 use crate::keys::{KeySource, MAX_ACTIVE_KEYS_PER_TENANT};
-use crate::spec::{KeyStatus, PolicySpec, valid_name, valid_object};
+use crate::spec::{KeyStatus, PolicyKind, PolicySpec, valid_name, valid_object};
 
 /// Every problem found in a config, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,9 +39,9 @@ pub fn from_config(config: &Config, base_dir: &Path) -> Result<Snapshot, Problem
     let mut problems = Problems::default();
     check_settings(config, &mut problems);
 
-    let default_policy = match config.default_policy.kind.as_str() {
-        "deny" => Policy::Deny,
-        "public" => Policy::Public,
+    let default_policy = match config.default_policy.kind {
+        PolicyKind::Deny => Policy::Deny,
+        PolicyKind::Public => Policy::Public,
         other => {
             problems.push(format!(
                 "default_policy.type: {other:?} is not one of \"deny\", \"public\""
@@ -210,14 +210,14 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
         || p.on_exceed.is_some()
         || p.require_permission;
     let webhook_fields = p.url.is_some() || p.secret.is_some() || p.timeout_ms.is_some();
-    let policy = match p.kind.as_str() {
-        "public" | "deny" if jwt_fields || webhook_fields => {
+    let policy = match p.kind {
+        PolicyKind::Public | PolicyKind::Deny if jwt_fields || webhook_fields => {
             errs.push(format!("a {} policy takes no other fields", p.kind));
             None
         }
-        "public" => Some(Policy::Public),
-        "deny" => Some(Policy::Deny),
-        "jwt" => {
+        PolicyKind::Public => Some(Policy::Public),
+        PolicyKind::Deny => Some(Policy::Deny),
+        PolicyKind::Jwt => {
             if webhook_fields {
                 errs.push("url, secret and timeout_ms belong to webhook policies".into());
             }
@@ -243,7 +243,7 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                 require_permission: p.require_permission,
             }))
         }
-        "webhook" => {
+        PolicyKind::Webhook => {
             if jwt_fields {
                 errs.push("allowed_kids, required_* and the like belong to jwt policies".into());
             }
@@ -254,12 +254,6 @@ pub fn policy_from_spec(p: &PolicySpec) -> Result<Policy, Vec<String>> {
                     None
                 }
             }
-        }
-        other => {
-            errs.push(format!(
-                "type {other:?} is not one of \"public\", \"deny\", \"jwt\", \"webhook\""
-            ));
-            None
         }
     };
     match policy {

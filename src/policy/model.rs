@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::session_rules::SessionRules;
+use crate::spec::{PolicyKind, PublishKind};
 
 /// One playback policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,13 +20,13 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// The policy type's name as used in config files, the API and metrics labels.
-    pub fn type_name(&self) -> &'static str {
+    /// The policy's type, as config files, the API and metrics labels name it.
+    pub fn kind(&self) -> PolicyKind {
         match self {
-            Policy::Public => "public",
-            Policy::Deny => "deny",
-            Policy::Jwt(_) => "jwt",
-            Policy::Webhook(_) => "webhook",
+            Policy::Public => PolicyKind::Public,
+            Policy::Deny => PolicyKind::Deny,
+            Policy::Jwt(_) => PolicyKind::Jwt,
+            Policy::Webhook(_) => PolicyKind::Webhook,
         }
     }
 }
@@ -131,14 +132,14 @@ pub enum PublishRule {
 }
 
 impl PublishRule {
-    /// The rule's type name as written in config files, the API and logs.
-    pub fn type_name(&self) -> &'static str {
+    /// The rule's type, as config files, the API and logs name it.
+    pub fn kind(&self) -> PublishKind {
         match self {
-            PublishRule::Deny => "deny",
-            PublishRule::Public => "public",
-            PublishRule::Jwt(_) => "jwt",
-            PublishRule::Webhook(_) => "webhook",
-            PublishRule::StreamKey(_) => "stream_key",
+            PublishRule::Deny => PublishKind::Deny,
+            PublishRule::Public => PublishKind::Public,
+            PublishRule::Jwt(_) => PublishKind::Jwt,
+            PublishRule::Webhook(_) => PublishKind::Webhook,
+            PublishRule::StreamKey(_) => PublishKind::StreamKey,
         }
     }
 }

@@ -4,27 +4,21 @@
 use super::build::policy_from_spec;
 use super::model::{Policy, PublishRule};
 use crate::publish::StreamKeyHash;
-use crate::spec::{PolicySpec, PublishSpec};
+use crate::spec::{PolicySpec, PublishKind, PublishSpec};
 
 /// The rule `spec` describes; every field that does not belong is a problem.
 pub fn build(spec: &PublishSpec) -> Result<PublishRule, Vec<String>> {
     let key_fields = spec.stream_key.is_some() || spec.stream_key_sha256.is_some();
-    if spec.kind == "stream_key" {
+    let Some(kind) = spec.kind.policy() else {
         return stream_key_rule(spec);
-    }
+    };
     if key_fields {
         return Err(vec![
             "publish: stream_key and stream_key_sha256 belong to stream_key rules".into(),
         ]);
     }
-    if !matches!(spec.kind.as_str(), "deny" | "public" | "jwt" | "webhook") {
-        return Err(vec![format!(
-            "publish: type {:?} is not one of \"deny\", \"public\", \"jwt\", \"webhook\", \"stream_key\"",
-            spec.kind
-        )]);
-    }
     let as_policy = PolicySpec {
-        kind: spec.kind.clone(),
+        kind,
         allowed_kids: spec.allowed_kids.clone(),
         required_audience: spec.required_audience.clone(),
         required_claims: spec.required_claims.clone(),
@@ -82,11 +76,11 @@ fn stream_key_rule(spec: &PublishSpec) -> Result<PublishRule, Vec<String>> {
 /// Keeps what an update omitted from the rule it replaces: a webhook's secret, a stream
 /// key's hash (both are never shown back, so a control plane cannot send them again).
 pub fn keep_secrets(spec: &mut PublishSpec, old: &PublishRule) {
-    match (spec.kind.as_str(), old) {
-        ("webhook", PublishRule::Webhook(hook)) if spec.secret.is_none() => {
+    match (spec.kind, old) {
+        (PublishKind::Webhook, PublishRule::Webhook(hook)) if spec.secret.is_none() => {
             spec.secret = Some(hook.secret.expose().to_owned());
         }
-        ("stream_key", PublishRule::StreamKey(hash))
+        (PublishKind::StreamKey, PublishRule::StreamKey(hash))
             if spec.stream_key.is_none() && spec.stream_key_sha256.is_none() =>
         {
             spec.stream_key_sha256 = Some(hash.to_hex());
@@ -131,7 +125,7 @@ mod tests {
         s.hash_stream_key();
         assert!(build(&s).is_err());
         let mut long = PublishSpec {
-            kind: "stream_key".into(),
+            kind: crate::spec::PublishKind::StreamKey,
             stream_key: Some("x".repeat(MAX_STREAM_KEY_BYTES + 1)),
             ..PublishSpec::default()
         };
@@ -169,7 +163,7 @@ mod tests {
             )))
             .is_err()
         );
-        assert!(build(&parse(r#"{"type":"open"}"#)).is_err());
+        assert!(serde_json::from_str::<PublishSpec>(r#"{"type":"open"}"#).is_err());
     }
 
     #[test]

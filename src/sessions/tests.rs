@@ -335,7 +335,7 @@ async fn cache_allow(cache: &crate::cache::DecisionCache, n: u32) -> crate::cach
     let allow = Verdict {
         allowed: true,
         reason: Reason::Allowed,
-        policy: "jwt",
+        policy: crate::reason::DecidedBy::Jwt,
     };
     cache
         .get_or_evaluate_keyed(
@@ -361,7 +361,7 @@ async fn cached(cache: &crate::cache::DecisionCache, n: u32) -> bool {
                 Verdict {
                     allowed: false,
                     reason: Reason::InternalError,
-                    policy: "none",
+                    policy: crate::reason::DecidedBy::None,
                 },
                 None,
             )

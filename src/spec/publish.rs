@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::PublishKind;
 use crate::publish::StreamKeyHash;
 
 /// Longest stream key accepted (it travels in a URL query).
@@ -19,7 +20,7 @@ pub const MAX_STREAM_KEY_BYTES: usize = 1024;
 #[serde(deny_unknown_fields)]
 pub struct PublishSpec {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: PublishKind,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_kids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::payload::{self, MAX_BODY_BYTES};
 use super::publish::{self, PushTrigger};
 use crate::app::App;
+use crate::reason::DecidedBy;
 use crate::reason::Reason;
 
 /// Time allowed for a trigger body to arrive once the headers have.
@@ -79,7 +80,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         Err(e) => {
             tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
             app.metrics()
-                .decision("none", Reason::BadTrigger, false, Duration::ZERO);
+                .decision(DecidedBy::None, Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);
         }
     };

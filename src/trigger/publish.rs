@@ -123,7 +123,7 @@ fn log(trigger: PushTrigger, push: &PushRequest<'_>, d: &Decision, started: Inst
         stream = push.stream,
         host = push.host,
         connector = push.connector,
-        policy = d.policy_type,
+        policy = d.policy_type.as_str(),
         tenant = d.tenant.as_str(),
         reason = d.reason.as_str(),
         kid = d.kid.as_deref().unwrap_or(""),
