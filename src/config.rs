@@ -32,7 +32,7 @@ pub struct Config {
 }
 
 /// `[trigger]`: where MistServer posts its triggers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggerConfig {
     pub listen: SocketAddr,
@@ -53,7 +53,7 @@ impl Default for TriggerConfig {
 }
 
 /// `[control]`: the control-plane API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlConfig {
     pub listen: SocketAddr,
@@ -74,7 +74,7 @@ impl Default for ControlConfig {
 }
 
 /// `[state]`: the embedded database of what the control plane set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     pub dir: PathBuf,
@@ -89,7 +89,7 @@ impl Default for StateConfig {
 }
 
 /// `[mist]`: the MistServer API that usher calls to invalidate sessions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MistConfig {
     pub api_url: String,
@@ -112,7 +112,7 @@ impl Default for MistConfig {
 }
 
 /// `[cache]`: the per-session decision cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub allow_ttl_s: u64,
@@ -147,7 +147,7 @@ impl Default for DefaultPolicyConfig {
 }
 
 /// `[outbound]`: how webhooks are dialed. Everything here but the defaults is for lab use.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
     /// Extra CIDRs that may be dialed although they are not globally routable.
@@ -161,7 +161,7 @@ pub struct OutboundConfig {
 }
 
 /// `[webhook]`: how webhook calls are made.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     pub signature_header: String,
@@ -178,7 +178,7 @@ impl Default for WebhookConfig {
 }
 
 /// `[log]`: log format and level.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -198,7 +198,7 @@ impl Default for LogConfig {
 
 /// `[sessions]`: the size of the live-session table and how long a viewer revocation is kept
 /// when a tenant's tokens have no bounded lifetime.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
     /// Most sessions tracked at once; 0 turns tracking off (policies with `cut_at_exp` or

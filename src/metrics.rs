@@ -76,6 +76,8 @@ pub struct Metrics {
     signatures_known: AtomicU64,
     /// Push answers (SPEC §10) by trigger ([`PUSH_TRIGGERS`]) and reason.
     pushes: [[AtomicU64; Reason::ALL.len()]; PUSH_TRIGGERS.len()],
+    /// 1 when the config file, as last reloaded, changes a section only a restart applies.
+    restart_required: AtomicU64,
 }
 
 /// The publisher triggers as metric labels.
@@ -92,6 +94,7 @@ impl Default for Metrics {
             invalidated_decisions: AtomicU64::new(0),
             signatures_known: AtomicU64::new(0),
             pushes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            restart_required: AtomicU64::new(0),
         }
     }
 }
@@ -134,6 +137,12 @@ impl Default for Totals {
 }
 
 impl Metrics {
+    /// Whether the config file, as last reloaded, changes a section only a restart applies.
+    pub fn set_restart_required(&self, required: bool) {
+        self.restart_required
+            .store(u64::from(required), Ordering::Relaxed);
+    }
+
     /// Counts one answered `USER_NEW` and its latency.
     pub fn decision(
         &self,
@@ -292,6 +301,12 @@ impl Metrics {
                 "gauge",
                 "Cached decisions.",
                 gauges.cache_entries,
+            ),
+            (
+                "usher_reload_restart_required",
+                "gauge",
+                "1 when the config file, as last reloaded, changes a section only a restart applies.",
+                self.restart_required.load(Ordering::Relaxed),
             ),
             (
                 "usher_webhooks_in_flight",

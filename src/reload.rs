@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::app::App;
+use crate::config::Config;
 use crate::enforce::Change;
 use crate::jwks::JwksKeys;
 use crate::setup;
@@ -52,53 +53,41 @@ pub async fn on_sighup(app: App, path: PathBuf, mut hup: tokio::signal::unix::Si
     }
 }
 
-/// Settings a reload does not change (listeners, state, cache sizing, outbound, MistServer).
-fn warn_restart_only(app: &App, new: &crate::config::Config) {
-    let old = app.config();
-    let differs = [
-        (
-            "trigger",
-            format!("{:?}", old.trigger) != format!("{:?}", new.trigger),
-        ),
-        (
-            "control",
-            format!("{:?}", old.control) != format!("{:?}", new.control),
-        ),
-        (
-            "state",
-            format!("{:?}", old.state) != format!("{:?}", new.state),
-        ),
-        (
-            "cache",
-            format!("{:?}", old.cache) != format!("{:?}", new.cache),
-        ),
-        (
-            "outbound",
-            format!("{:?}", old.outbound) != format!("{:?}", new.outbound),
-        ),
-        (
-            "webhook",
-            format!("{:?}", old.webhook) != format!("{:?}", new.webhook),
-        ),
-        (
-            "mist",
-            old.mist.api_url != new.mist.api_url || old.mist.username != new.mist.username,
-        ),
-        ("log", format!("{:?}", old.log) != format!("{:?}", new.log)),
-    ];
-    for (section, changed) in differs {
-        if changed {
-            tracing::warn!(section, "changed, takes effect on restart");
-        }
+/// The sections only a restart applies — listeners, state, cache sizing, outbound, webhooks,
+/// MistServer, logging, live sessions, the fleet — and the tenants' JWKS URLs: those `new`
+/// changes against the running config, by name. Compared as values, field by field.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let jwks = |c: &Config| {
+        c.tenants
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.jwks_url.clone()?)))
+            .collect::<Vec<_>>()
+    };
+    [
+        ("trigger", old.trigger != new.trigger),
+        ("control", old.control != new.control),
+        ("state", old.state != new.state),
+        ("cache", old.cache != new.cache),
+        ("outbound", old.outbound != new.outbound),
+        ("webhook", old.webhook != new.webhook),
+        ("mist", old.mist != new.mist),
+        ("log", old.log != new.log),
+        ("sessions", old.sessions != new.sessions),
+        ("fleet", old.fleet != new.fleet),
+        ("tenants.jwks_url", jwks(old) != jwks(new)),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect()
+}
+
+/// Names every restart-only change in a warning, and in `usher_reload_restart_required`.
+fn warn_restart_only(app: &App, new: &Config) {
+    let changed = restart_only_changes(app.config(), new);
+    for section in &changed {
+        tracing::warn!(section, "changed, takes effect on restart");
     }
-    let old_jwks: Vec<_> = old.tenants.iter().map(|t| (&t.id, &t.jwks_url)).collect();
-    let new_jwks: Vec<_> = new.tenants.iter().map(|t| (&t.id, &t.jwks_url)).collect();
-    if old_jwks != new_jwks {
-        tracing::warn!(
-            section = "tenants.jwks_url",
-            "changed, takes effect on restart"
-        );
-    }
+    app.metrics().set_restart_required(!changed.is_empty());
 }
 
 /// Hands every JWKS change to the change path, which merges it and invalidates the tenants it
@@ -121,5 +110,37 @@ pub async fn follow_jwks(app: App, jwks: JwksKeys) {
             ),
             Err(e) => tracing::error!(error = %e, "jwks change not applied"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(toml: &str) -> Config {
+        Config::parse(toml).unwrap()
+    }
+
+    #[test]
+    fn every_restart_only_section_is_named_when_it_changes_and_policies_are_not() {
+        let base = parsed("");
+        assert!(restart_only_changes(&base, &base).is_empty());
+        for (toml, section) in [
+            ("[sessions]\nmax_entries = 5\n", "sessions"),
+            ("[mist]\nack_wait_ms = 7\n", "mist"),
+            ("[cache]\nallow_ttl_s = 7\n", "cache"),
+            (
+                "[fleet]\nnats_urls = [\"nats://127.0.0.1:4222\"]\nnode_id = \"n1\"\n",
+                "fleet",
+            ),
+        ] {
+            assert_eq!(
+                restart_only_changes(&base, &parsed(toml)),
+                [section],
+                "{toml}"
+            );
+        }
+        let policy = "[[tenants]]\nid = \"t1\"\n[[policies]]\nobject = \"x\"\ntenant = \"t1\"\ntype = \"public\"\n";
+        assert!(restart_only_changes(&base, &parsed(policy)).is_empty());
     }
 }

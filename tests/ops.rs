@@ -198,3 +198,37 @@ async fn jwks_keys_verify_tokens_and_a_new_kid_is_fetched_on_first_use() {
         "{metrics}"
     );
 }
+
+/// Issue #30: SIGHUP never ignores a change silently. A section only a restart applies (here
+/// `[sessions]`, which the old comparison did not look at) is named in a warning and raises
+/// `usher_reload_restart_required`; the policies of the same file still apply at once.
+#[tokio::test]
+async fn sighup_names_a_change_only_a_restart_applies_in_a_warning_and_a_gauge() {
+    let d = Daemon::start(TWO_STREAMS);
+    let api = common::api::Api::new(&d);
+    assert!(
+        api.metrics()
+            .await
+            .contains("\nusher_reload_restart_required 0\n")
+    );
+    let path = d.dir.join("config.toml");
+    let changed = format!(
+        "{}[[policies]]\nobject = \"c\"\ntenant = \"t1\"\ntype = \"public\"\n\
+         [sessions]\nmax_entries = 5\n",
+        std::fs::read_to_string(&path).unwrap()
+    );
+    std::fs::write(&path, changed).unwrap();
+    d.signal("HUP");
+    d.wait_for_log("restart warning", |l| {
+        l["message"] == "changed, takes effect on restart" && l["section"] == "sessions"
+    })
+    .await;
+    d.wait_for_log("reloaded", |l| l["message"] == "config reloaded")
+        .await;
+    assert!(
+        api.metrics()
+            .await
+            .contains("\nusher_reload_restart_required 1\n")
+    );
+    assert_eq!(ask(&d, "c", &session_id("hup-restart")).await, "true");
+}

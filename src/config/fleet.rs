@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::spec::valid_name;
 
 /// `[fleet]`: follow one NATS JetStream with the other nodes of the fleet.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {
     /// NATS server URLs (`nats://host:4222`, `tls://host:4222`); the client fails over between them.
