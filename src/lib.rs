@@ -26,7 +26,8 @@
 //! - [`reload`]: SIGHUP and JWKS refreshes, as thin callers of [`enforce`].
 //! - [`sessions`]: live sessions (SPEC §9): the table of allowed sessions, cut at token expiry,
 //!   viewer revocations, sessions per viewer.
-//! - [`reason`]: the stable reason codes.
+//! - [`reason`]: the stable reason codes, and what decided an answer.
+//! - [`backoff`]: the one retry delay (capped exponential with jitter) of every retrying loop.
 //! - `slots`, `chunks`: the 8-byte hash-table entry that indexes a slab, and the slab's storage
 //!   that grows without moving (cache, memo, session table).
 //! - [`metrics`]: Prometheus counters, cheap on the hot path.
@@ -35,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod cache;
 mod chunks;
 pub mod cli;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::backoff::Backoff;
 use crate::cache::DecisionCache;
 use crate::config::Config;
 use crate::control::{self, Control};
@@ -15,7 +16,7 @@ use crate::enforce::{Enforcer, Parts};
 use crate::fleet::Fleet;
 use crate::jwks::{JwksKeys, JwksOptions};
 use crate::listener::{self, Limits};
-use crate::mist::{Backoff, InvalidationQueue, MistClient};
+use crate::mist::{InvalidationQueue, MistClient};
 use crate::net::client::GuardedClient;
 use crate::policy::store::Snapshot;
 use crate::reload;

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use common::mist_api::MistApi;
 use serde_json::json;
+use usher::backoff::Backoff;
 use usher::config::MistConfig;
-use usher::mist::{Backoff, InvalidationQueue, MistClient, MistError, NoSink};
+use usher::mist::{InvalidationQueue, MistClient, MistError, NoSink};
 
 /// Generous: the machine is small and shared.
 const LONG: Duration = Duration::from_secs(60);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt as _;
 
+use super::Fleet;
 use super::record::Event;
-use super::{Fleet, MAX_RETRY};
 use crate::enforce::{Applied, Target};
 
 /// How long the server waits for a node's acknowledgement before delivering again.
@@ -25,13 +25,13 @@ pub const FEED: &str = "events";
 
 /// Consumes this node's durable consumer for as long as the node runs.
 pub async fn consume(fleet: Fleet) {
-    let mut pause = Duration::from_millis(100);
+    let mut attempt = 0;
     loop {
         if let Err(e) = consume_once(&fleet).await {
             tracing::warn!(error = %e, "fleet: event consumer interrupted; resuming");
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY);
+        tokio::time::sleep(super::RETRY.delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 

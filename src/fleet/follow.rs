@@ -5,25 +5,23 @@
 //! The buckets that only say what is true now (node status, session counts) are watched with
 //! [`watch_latest`] instead: their latest values, again from the start after every break.
 
-use std::time::Duration;
-
 use async_nats::jetstream::kv::{Entry, Operation};
 use futures_util::StreamExt as _;
 
+use super::Fleet;
 use super::record::{self, Record, Role};
-use super::{Fleet, MAX_RETRY};
 
 /// Follows `role`'s bucket for as long as the node runs.
 pub async fn follow(fleet: Fleet, role: Role) {
-    let mut pause = Duration::from_millis(100);
+    let mut attempt = 0;
     loop {
         match follow_once(&fleet, role).await {
-            Ok(applied) if applied > 0 => pause = Duration::from_millis(100),
+            Ok(applied) if applied > 0 => attempt = 0,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "fleet: watch interrupted; resuming"),
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY);
+        tokio::time::sleep(super::RETRY.delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -35,13 +33,13 @@ pub async fn watch_latest(
     what: &'static str,
     mut each: impl FnMut(&Fleet, &Entry) + Send,
 ) {
-    let mut pause = Duration::from_millis(100);
+    let mut attempt = 0;
     loop {
         if let Err(e) = watch_latest_once(&fleet, role, &mut each).await {
             tracing::debug!(error = %e, watch = what, "fleet: watch interrupted");
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY);
+        tokio::time::sleep(super::RETRY.delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 

@@ -40,8 +40,12 @@ use progress::Progress;
 use record::{Names, Role};
 use status::Nodes;
 
-/// Pause between two attempts to set up or re-follow, at most.
-const MAX_RETRY: Duration = Duration::from_secs(2);
+/// How a fleet loop (set-up, watches, the event consumer) waits before trying NATS again: from
+/// 100 ms, doubling to at most 2 s, with jitter so the nodes of a fleet do not retry in step.
+const RETRY: crate::backoff::Backoff = crate::backoff::Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(2),
+};
 
 struct Inner {
     config: FleetConfig,
@@ -99,15 +103,15 @@ impl Fleet {
 
     /// Creates or checks the objects (retrying until NATS answers), then starts the followers.
     async fn set_up(self) {
-        let mut pause = Duration::from_millis(100);
+        let mut attempt = 0;
         let objects = loop {
             let replicas = self.inner.config.replicas;
             match objects::ensure(&self.inner.js, &self.inner.names, replicas).await {
                 Ok(objects) => break objects,
                 Err(e) => {
                     tracing::warn!(error = %e, "fleet: cannot set up the JetStream objects yet");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_RETRY);
+                    tokio::time::sleep(RETRY.delay(attempt)).await;
+                    attempt = attempt.saturating_add(1);
                 }
             }
         };

@@ -3,19 +3,16 @@
 //!
 //! - [`client`]: one API call, [`MistClient::invalidate_sessions`].
 //! - [`queue`]: [`InvalidationQueue`], the merging, retrying worker and its tickets.
-//! - [`backoff`]: the retry delays.
 //! - [`setup`]: `usher mist-setup`, registering usher's triggers.
 //! - `book`: the queue's pure bookkeeping (pending names, tickets).
 //! - [`command`]: the queue's keys: stream names to invalidate, sessions to end (`stop_sessid`).
 
-pub mod backoff;
 mod book;
 pub mod client;
 pub mod command;
 pub mod queue;
 pub mod setup;
 
-pub use backoff::Backoff;
 pub use book::{CHUNK, MAX_PENDING, Ticket};
 pub use client::{MistClient, MistError};
 pub use queue::{AckSink, BoxFuture, InvalidationQueue, NoSink, QueueStatus};

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::backoff::Backoff;
 use super::book::{Book, MAX_PENDING, Ticket};
 use super::client::MistClient;
+use crate::backoff::Backoff;
 
 /// A boxed future, as trait objects return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

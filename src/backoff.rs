@@ -1,5 +1,6 @@
-//! How long the invalidation queue waits before retrying MistServer: capped exponential growth with
-//! jitter, so a restarted MistServer is not hit by every usher of a fleet in the same instant.
+//! How long a retrying loop waits — the invalidation queue retrying MistServer, the fleet's
+//! watches, consumer and set-up retrying NATS: capped exponential growth with jitter, so a
+//! restarted server is not hit by every usher of a fleet in the same instant.
 
 use std::time::Duration;
 
