@@ -27,6 +27,7 @@
 //! - [`sessions`]: live sessions (SPEC §9): the table of allowed sessions, cut at token expiry,
 //!   viewer revocations, sessions per viewer.
 //! - [`reason`]: the stable reason codes, and what decided an answer.
+//! - [`protocol`]: MistServer's trigger names, parsed once.
 //! - [`backoff`]: the one retry delay (capped exponential with jitter) of every retrying loop.
 //! - `slots`, `chunks`: the 8-byte hash-table entry that indexes a slab, and the slab's storage
 //!   that grows without moving (cache, memo, session table).
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod mist;
 pub mod net;
 pub mod policy;
+pub mod protocol;
 pub mod publish;
 pub mod reason;
 pub mod recent;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::protocol::Trigger;
 use crate::reason::DecidedBy;
 use crate::reason::Reason;
 
@@ -74,14 +75,11 @@ pub struct Metrics {
     invalidations: AtomicU64,
     invalidated_decisions: AtomicU64,
     signatures_known: AtomicU64,
-    /// Push answers (SPEC §10) by trigger ([`PUSH_TRIGGERS`]) and reason.
-    pushes: [[AtomicU64; Reason::ALL.len()]; PUSH_TRIGGERS.len()],
+    /// Push answers (SPEC §10) by trigger ([`Trigger::PUSHES`]) and reason.
+    pushes: [[AtomicU64; Reason::ALL.len()]; Trigger::PUSHES.len()],
     /// 1 when the config file, as last reloaded, changes a section only a restart applies.
     restart_required: AtomicU64,
 }
-
-/// The publisher triggers as metric labels.
-pub const PUSH_TRIGGERS: [&str; 2] = ["STREAM_PUSH", "PUSH_REWRITE"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -160,9 +158,9 @@ impl Metrics {
         self.decision_latency[usize::from(!cache_hit)].observe(took);
     }
 
-    /// Counts one answered push trigger (`trigger` is a [`PUSH_TRIGGERS`] name).
-    pub fn push(&self, trigger: &str, reason: Reason) {
-        if let Some(t) = PUSH_TRIGGERS.iter().position(|n| *n == trigger) {
+    /// Counts one answered push trigger (one of [`Trigger::PUSHES`]).
+    pub fn push(&self, trigger: Trigger, reason: Reason) {
+        if let Some(t) = Trigger::PUSHES.iter().position(|p| *p == trigger) {
             self.pushes[t][reason.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -219,7 +217,7 @@ impl Metrics {
             "counter",
             "STREAM_PUSH and PUSH_REWRITE answers by result and reason.",
         );
-        let rows = PUSH_TRIGGERS.iter().zip(&self.pushes);
+        let rows = Trigger::PUSHES.iter().zip(&self.pushes);
         reason_rows(
             out,
             "usher_push_decisions_total",
@@ -425,10 +423,10 @@ mod tests {
     #[test]
     fn push_answers_render_by_trigger_result_and_reason_apart_from_viewers() {
         let m = Metrics::default();
-        m.push("STREAM_PUSH", Reason::Allowed);
-        m.push("PUSH_REWRITE", Reason::StreamKeyMismatch);
-        m.push("PUSH_REWRITE", Reason::StreamKeyMismatch);
-        m.push("NOT_A_TRIGGER", Reason::Allowed);
+        m.push(Trigger::StreamPush, Reason::Allowed);
+        m.push(Trigger::PushRewrite, Reason::StreamKeyMismatch);
+        m.push(Trigger::PushRewrite, Reason::StreamKeyMismatch);
+        m.push(Trigger::UserNew, Reason::Allowed); // not a push: not counted here
         let text = m.render(&Gauges::default());
         assert!(text.contains(
             "usher_push_decisions_total{trigger=\"STREAM_PUSH\",result=\"allow\",reason=\"allowed\"} 1"

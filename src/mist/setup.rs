@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{MistClient, MistError};
+use crate::protocol::Trigger;
 
 /// What `merge_triggers` did to one trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +30,11 @@ pub struct Change {
 /// new stream name (an empty one becomes `"true"` in MistServer), so with usher down a push is
 /// renamed to `false` — refused by `STREAM_PUSH`, which then cannot reach usher either (see
 /// [`triggers`]).
-fn entry(trigger: &str, handler: &str) -> Value {
-    match trigger {
-        "USER_NEW" | "STREAM_PUSH" | "PUSH_REWRITE" => {
-            json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
-        }
-        _ => json!({"handler": handler, "sync": true, "streams": []}),
+fn entry(trigger: Trigger, handler: &str) -> Value {
+    if trigger.blocking() {
+        json!({"handler": handler, "sync": true, "streams": [], "default": "false"})
+    } else {
+        json!({"handler": handler, "sync": true, "streams": []})
     }
 }
 
@@ -42,11 +42,11 @@ fn entry(trigger: &str, handler: &str) -> Value {
 /// `PUSH_REWRITE` only when asked. usher never renames a push, so `PUSH_REWRITE` adds a second
 /// blocking call to every push and nothing `STREAM_PUSH` does not; and its fallback with usher
 /// down is a rename, not a refusal, safe only because `STREAM_PUSH` is registered beside it.
-pub fn triggers(push_rewrite: bool) -> &'static [&'static str] {
+pub fn triggers(push_rewrite: bool) -> &'static [Trigger] {
     if push_rewrite {
-        &["USER_NEW", "USER_END", "STREAM_PUSH", "PUSH_REWRITE"]
+        &Trigger::ALL
     } else {
-        &["USER_NEW", "USER_END", "STREAM_PUSH"]
+        &[Trigger::UserNew, Trigger::UserEnd, Trigger::StreamPush]
     }
 }
 
@@ -64,13 +64,13 @@ fn handler_of(entry: &Value) -> Option<&str> {
 pub fn merge_triggers(
     current: &Value,
     handler: &str,
-    wanted_triggers: &[&'static str],
+    wanted_triggers: &[Trigger],
 ) -> (Value, Vec<Change>) {
     let mut triggers = current.as_object().cloned().unwrap_or_default();
     let mut changes = Vec::new();
     for &trigger in wanted_triggers {
         let wanted = entry(trigger, handler);
-        let list = match triggers.get(trigger) {
+        let list = match triggers.get(trigger.as_str()) {
             Some(Value::Array(list)) => list.clone(),
             _ => Vec::new(),
         };
@@ -84,9 +84,9 @@ pub fn merge_triggers(
         };
         let mut merged = others.clone();
         merged.push(wanted);
-        triggers.insert(trigger.to_string(), Value::Array(merged));
+        triggers.insert(trigger.as_str().to_owned(), Value::Array(merged));
         changes.push(Change {
-            trigger,
+            trigger: trigger.as_str(),
             action,
             others: others.len(),
         });
@@ -100,7 +100,7 @@ pub fn merge_triggers(
 pub async fn run(
     client: &MistClient,
     handler: &str,
-    wanted: &[&'static str],
+    wanted: &[Trigger],
 ) -> Result<Vec<Change>, MistError> {
     let current = read_triggers(client).await?;
     let (merged, changes) = merge_triggers(&current, handler, wanted);

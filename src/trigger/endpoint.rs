@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::payload::{self, MAX_BODY_BYTES};
 use super::publish::{self, PushTrigger};
 use crate::app::App;
+use crate::protocol::Trigger;
 use crate::reason::DecidedBy;
 use crate::reason::Reason;
 
@@ -31,25 +32,24 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }
     let name = req.headers().get("x-trigger").map(|v| v.as_bytes());
-    if let Some(push) = name.and_then(PushTrigger::from_header) {
-        let body = read_body(req.into_body()).await;
-        // Boxed: its future is larger than the whole `USER_NEW` path's.
-        return Box::pin(publish::handle(&app, push, body)).await;
-    }
-    let trigger = match name {
-        Some(b"USER_NEW") => "USER_NEW",
-        Some(b"USER_END") => "USER_END",
-        other => {
-            let name = other.map(String::from_utf8_lossy).unwrap_or_default();
+    let trigger = match name.and_then(Trigger::from_header) {
+        Some(trigger) => trigger,
+        None => {
+            let name = name.map(String::from_utf8_lossy).unwrap_or_default();
             tracing::error!(trigger = %name, "unsupported trigger");
             return text(StatusCode::BAD_REQUEST, "unsupported trigger\n");
         }
     };
+    if let Some(push) = PushTrigger::of(trigger) {
+        let body = read_body(req.into_body()).await;
+        // Boxed: its future is larger than the whole `USER_NEW` path's.
+        return Box::pin(publish::handle(&app, push, body)).await;
+    }
     let body = match read_body(req.into_body()).await {
         Ok(body) => body,
         Err(problem) => {
             tracing::info!(
-                trigger,
+                trigger = trigger.as_str(),
                 reason = Reason::BadTrigger.as_str(),
                 detail = problem,
                 "denied"
@@ -57,7 +57,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
             return answer(false);
         }
     };
-    if trigger == "USER_END" {
+    if trigger == Trigger::UserEnd {
         match payload::parse_user_end(&body) {
             Ok(end) => {
                 app.end_session(end.session_id, end.token, end.stream_names());
@@ -78,7 +78,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Full<Byte
     let request = match payload::parse_user_new(&body) {
         Ok(request) => request,
         Err(e) => {
-            tracing::info!(trigger = "USER_NEW", reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
+            tracing::info!(trigger = Trigger::UserNew.as_str(), reason = Reason::BadTrigger.as_str(), detail = %e, "denied");
             app.metrics()
                 .decision(DecidedBy::None, Reason::BadTrigger, false, Duration::ZERO);
             return answer(false);

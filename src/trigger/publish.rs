@@ -15,6 +15,7 @@ use super::payload::PayloadError;
 use super::push::{parse_push_rewrite, parse_stream_push};
 use crate::app::App;
 use crate::decision::{Decision, Mode, PushRequest};
+use crate::protocol::Trigger;
 use crate::reason::Reason;
 
 /// The two publisher triggers.
@@ -27,21 +28,26 @@ pub enum PushTrigger {
 }
 
 impl PushTrigger {
-    /// The trigger named by an `X-Trigger` header value, if it is a publisher trigger.
-    pub fn from_header(name: &[u8]) -> Option<PushTrigger> {
-        match name {
-            b"STREAM_PUSH" => Some(PushTrigger::StreamPush),
-            b"PUSH_REWRITE" => Some(PushTrigger::PushRewrite),
-            _ => None,
+    /// The publisher trigger `trigger` is, if it is one.
+    pub const fn of(trigger: Trigger) -> Option<PushTrigger> {
+        match trigger {
+            Trigger::StreamPush => Some(PushTrigger::StreamPush),
+            Trigger::PushRewrite => Some(PushTrigger::PushRewrite),
+            Trigger::UserNew | Trigger::UserEnd => None,
+        }
+    }
+
+    /// The trigger it is.
+    pub const fn trigger(self) -> Trigger {
+        match self {
+            PushTrigger::StreamPush => Trigger::StreamPush,
+            PushTrigger::PushRewrite => Trigger::PushRewrite,
         }
     }
 
     /// The trigger's name, for logs.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            PushTrigger::StreamPush => "STREAM_PUSH",
-            PushTrigger::PushRewrite => "PUSH_REWRITE",
-        }
+        self.trigger().as_str()
     }
 
     fn parse(self, body: &[u8]) -> Result<PushRequest<'_>, PayloadError> {
@@ -85,7 +91,7 @@ pub async fn handle(
     let started = Instant::now();
     let d = decide(app, &push).await;
     log(trigger, &push, &d, started);
-    app.metrics().push(trigger.as_str(), d.reason);
+    app.metrics().push(trigger.trigger(), d.reason);
     trigger.answer(d.allowed.then_some(push.stream))
 }
 
@@ -99,7 +105,7 @@ pub async fn decide(app: &App, push: &PushRequest<'_>) -> Decision {
 }
 
 fn bad_trigger(app: &App, trigger: PushTrigger, detail: &str) -> Response<Full<Bytes>> {
-    app.metrics().push(trigger.as_str(), Reason::BadTrigger);
+    app.metrics().push(trigger.trigger(), Reason::BadTrigger);
     tracing::info!(
         trigger = trigger.as_str(),
         reason = Reason::BadTrigger.as_str(),
