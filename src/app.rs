@@ -330,7 +330,12 @@ fn admit(
         exp,
         iat,
     };
-    let now = crate::decision::now_unix_s().unwrap_or(0.0);
+    let Ok(now) = enforcer.clock().unix_s() else {
+        d.allowed = false;
+        d.reason = crate::reason::Reason::InternalError;
+        d.detail = "the system clock reads before 1970".into();
+        return;
+    };
     let admission =
         enforcer
             .sessions()

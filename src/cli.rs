@@ -309,11 +309,11 @@ fn sign(a: SignArgs) -> ExitCode {
         claims,
     };
     // A clock before 1970 would sign tokens that expired decades ago: refuse instead.
-    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+    let Ok(now) = crate::clock::Clock::default().unix_secs() else {
         eprintln!("usher sign: the system clock reads before 1970");
         return ExitCode::from(1);
     };
-    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
     match keys::sign::sign(&key, &opts, now) {
         Ok(token) => {
             println!("{token}");

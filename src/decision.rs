@@ -2,10 +2,10 @@
 //! and `usher verify` all call [`Evaluator::evaluate`]; only what they do around it differs.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::jwks::JwksKeys;
 use crate::jwt::{self, JwtContext, Kept};
 use crate::keys::TenantKeys;
@@ -186,8 +186,8 @@ pub struct Evaluator {
     jwks: Option<JwksKeys>,
     /// Viewer revocations (SPEC §9), shared with the session table.
     revocations: Revocations,
-    /// The wall clock token times are judged against (replaceable in tests).
-    clock: fn() -> SystemTime,
+    /// The wall clock token times are judged against: the daemon's.
+    clock: Clock,
 }
 
 impl Evaluator {
@@ -198,14 +198,20 @@ impl Evaluator {
             metrics: Arc::default(),
             jwks: None,
             revocations: Revocations::default(),
-            clock: SystemTime::now,
+            clock: Clock::default(),
         }
     }
 
-    /// The same evaluator reading the wall clock from `clock` (tests: a clock before 1970).
-    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Evaluator {
+    /// The same evaluator reading the wall clock from `clock` (the daemon's; tests: a clock
+    /// before 1970).
+    pub fn with_clock(mut self, clock: Clock) -> Evaluator {
         self.clock = clock;
         self
+    }
+
+    /// The clock it reads.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// The same evaluator refetching JWKS sets on unknown kids through `jwks`.
@@ -306,7 +312,7 @@ impl Evaluator {
                 "deny policy",
             )),
             Policy::Jwt(rules) => {
-                let Some(now) = unix_seconds((self.clock)()) else {
+                let Ok(now) = self.clock.unix_s() else {
                     tracing::error!(
                         reason = Reason::InternalError.as_str(),
                         "the system clock reads before 1970; denying"
@@ -558,15 +564,4 @@ fn viewer_id(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -
         _ => return None,
     };
     (!id.is_empty() && id.len() <= crate::spec::MAX_VIEWER_ID).then_some(id)
-}
-
-/// Seconds since the Unix epoch at `at`, as a float (NumericDate precision); `None` when `at` is
-/// before 1970 (never 0: every `exp` would then be in the future).
-pub fn unix_seconds(at: SystemTime) -> Option<f64> {
-    at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
-}
-
-/// Seconds since the Unix epoch now; `None` when the system clock reads before 1970.
-pub fn now_unix_s() -> Option<f64> {
-    unix_seconds(SystemTime::now())
 }

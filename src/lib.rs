@@ -28,6 +28,7 @@
 //!   viewer revocations, sessions per viewer.
 //! - [`reason`]: the stable reason codes, and what decided an answer.
 //! - [`protocol`]: MistServer's trigger names, parsed once.
+//! - [`clock`]: the one wall clock, and its one rule for a clock before 1970.
 //! - [`backoff`]: the one retry delay (capped exponential with jitter) of every retrying loop.
 //! - `slots`, `chunks`: the 8-byte hash-table entry that indexes a slab, and the slab's storage
 //!   that grows without moving (cache, memo, session table).
@@ -41,6 +42,7 @@ pub mod backoff;
 pub mod cache;
 mod chunks;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod decision;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::backoff::Backoff;
 use crate::cache::DecisionCache;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::{self, Control};
 use crate::enforce::{Enforcer, Parts};
@@ -60,11 +61,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         Duration::from_secs(config.cache.allow_ttl_s),
         Revocations::default(),
     );
+    // The one wall clock: the evaluator and the enforcer read the same.
+    let clock = Clock::default();
     let evaluator = match &jwks {
         Some(j) => loaded.evaluator.with_jwks(j.clone()),
         None => loaded.evaluator,
     }
-    .with_revocations(sessions.revocations().clone());
+    .with_revocations(sessions.revocations().clone())
+    .with_clock(clock);
     let queue = InvalidationQueue::spawn(mist.clone(), Backoff::default(), Arc::new(db.clone()));
     let fleet_db = db.clone();
     let cache = DecisionCache::new(&config.cache);
@@ -81,6 +85,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         ack_wait: Duration::from_millis(config.mist.ack_wait_ms),
         sessions: sessions.clone(),
         revocation_max_age: Duration::from_secs(config.sessions.revocation_max_age_s),
+        clock,
     })
     .await?;
     let fleet = match &config.fleet {

@@ -67,7 +67,9 @@ async fn clock_before_1970_denies_with_internal_error_and_a_log_line() {
     let token_of_today = sign(&private, &opts, now.as_secs() as i64).unwrap();
 
     let honest = loaded.evaluator.clone();
-    let broken = loaded.evaluator.with_clock(before_1970);
+    let broken = loaded
+        .evaluator
+        .with_clock(usher::clock::Clock::new(before_1970));
     let snapshot = loaded.snapshot;
     let entry = snapshot.resolve("vod").clone();
     let captured = Captured::default();
@@ -105,8 +107,9 @@ async fn clock_before_1970_denies_with_internal_error_and_a_log_line() {
 }
 
 #[test]
-fn unix_seconds_is_none_before_1970() {
-    assert_eq!(usher::decision::unix_seconds(before_1970()), None);
-    assert_eq!(usher::decision::unix_seconds(UNIX_EPOCH), Some(0.0));
-    assert!(usher::decision::now_unix_s().is_some_and(|s| s > 1.7e9));
+fn a_clock_before_1970_gives_no_now() {
+    use usher::clock::{BeforeEpoch, Clock};
+    assert_eq!(Clock::new(before_1970).unix_s(), Err(BeforeEpoch));
+    assert_eq!(Clock::new(|| UNIX_EPOCH).unix_s(), Ok(0.0));
+    assert!(Clock::default().unix_s().is_ok_and(|s| s > 1.7e9));
 }

@@ -64,7 +64,7 @@ impl ApiError {
                 | Refused::UrlRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 Refused::NotFound(_) => StatusCode::NOT_FOUND,
                 Refused::TooManyRevocations(_) => StatusCode::CONFLICT,
-                Refused::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                Refused::Storage(_) | Refused::Clock(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -90,6 +90,7 @@ impl ApiError {
                 Refused::InvalidPolicy(_) => "invalid-policy",
                 Refused::UrlRefused { code, .. } => code,
                 Refused::Storage(_) => "storage-error",
+                Refused::Clock(_) => "clock-error",
                 Refused::TooManyRevocations(_) => "too-many-revocations",
             },
         }

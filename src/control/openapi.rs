@@ -96,7 +96,7 @@ impl Modify for BearerAuth {
 pub struct ErrorBody {
     /// A stable code: `bad-body`, `bad-name`, `unauthorized`, `not-found`, `method-not-allowed`,
     /// `read-only`, `kid-taken`, `key-revoked`, `too-many-keys`, `invalid-key`, `invalid-policy`,
-    /// `url-not-allowed`, `invalid-url`, `dns-failure`, `storage-error`; with `[fleet]` also
+    /// `url-not-allowed`, `invalid-url`, `dns-failure`, `storage-error`, `clock-error`; with `[fleet]` also
     /// `revision-conflict` (409) and `fleet-unavailable` (503).
     pub error: String,
     /// What went wrong, for people.

@@ -131,7 +131,10 @@ pub(super) async fn write(
             tenant,
             viewer,
             before,
-        } => revoke_viewer(fleet, &tenant, &viewer, before, expected).await,
+        } => {
+            let clock = enforcer.clock();
+            revoke_viewer(fleet, clock, &tenant, &viewer, before, expected).await
+        }
         change => {
             let Some((role, name, value)) = record_of(&change, &enforcer.snapshot())? else {
                 return Err(ApiError::NotFound("no such endpoint".into()));
@@ -149,6 +152,7 @@ pub(super) async fn write(
 /// won the race and the client named no revision.
 async fn revoke_viewer(
     fleet: &Fleet,
+    clock: crate::clock::Clock,
     tenant: &str,
     viewer: &str,
     before: Option<u64>,
@@ -156,11 +160,13 @@ async fn revoke_viewer(
 ) -> Result<Stored, ApiError> {
     // The default as a single node takes it: every token issued up to and including this second.
     let wanted = match before {
-        Some(before) => before,
-        None => crate::decision::now_unix_s().unwrap_or(0.0) as u64 + 1,
-    };
+        Some(before) => Ok(before),
+        None => clock.unix_secs().map(|now| now + 1),
+    }
+    .map_err(|e| ApiError::Refused(e.into()));
     let key = revocation_key(tenant, viewer);
     let mut tries = 0;
+    let wanted = wanted?;
     loop {
         let latest = fleet.latest_record(Role::Revocations, &key).await?;
         let (revision, held) = match latest {

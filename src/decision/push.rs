@@ -2,7 +2,7 @@
 //! one [`Decision`] out, through the same JWT check and webhook call as a viewer's. Nothing is
 //! cached: every push (and every retry of one) is decided afresh.
 
-use super::{Decision, Evaluator, JwtCheck, Mode, Request, unix_seconds};
+use super::{Decision, Evaluator, JwtCheck, Mode, Request};
 use crate::jwt::token::query_param;
 use crate::policy::model::{JwtPolicy, PolicyEntry, PublishRule};
 use crate::policy::store::Snapshot;
@@ -101,7 +101,7 @@ impl Evaluator {
         push: &PushRequest<'_>,
         mode: Mode,
     ) -> Decision {
-        let Some(now) = unix_seconds((self.clock)()) else {
+        let Ok(now) = self.clock.unix_s() else {
             return Decision::new(
                 entry,
                 false,

@@ -245,4 +245,7 @@ pub enum Refused {
     /// The state database failed.
     #[error("{0}")]
     Storage(#[from] StateError),
+    /// The clock reads before 1970: nothing that needs a "now" is written.
+    #[error("{0}; nothing was changed")]
+    Clock(#[from] crate::clock::BeforeEpoch),
 }

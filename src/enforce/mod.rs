@@ -35,6 +35,7 @@ pub use notify::MistNotifier;
 use edit::Edit;
 
 use crate::cache::DecisionCache;
+use crate::clock::Clock;
 use crate::jwks::JwksKeys;
 use crate::keys::{KeySource, VerifyingKey};
 use crate::metrics::Metrics;
@@ -73,6 +74,8 @@ pub struct Parts {
     pub sessions: Sessions,
     /// How long a revocation is kept for a tenant whose token lifetimes are unbounded.
     pub revocation_max_age: Duration,
+    /// The daemon's wall clock (viewer revocations are stamped and expired with it).
+    pub clock: Clock,
 }
 
 /// The layers a change may touch; reachable only through the write lock.
@@ -92,6 +95,7 @@ struct Inner {
     ack_wait: Duration,
     sessions: Sessions,
     revocation_max_age: Duration,
+    clock: Clock,
 }
 
 /// The handle; cheap to clone.
@@ -124,7 +128,7 @@ impl Enforcer {
             );
             parts.mist.enqueue(pending);
         }
-        viewers::load(&parts.db, parts.sessions.revocations()).await?;
+        viewers::load(&parts.db, parts.sessions.revocations(), parts.clock).await?;
         Ok(Enforcer {
             inner: Arc::new(Inner {
                 store: PolicyStore::new(snapshot),
@@ -140,6 +144,7 @@ impl Enforcer {
                 ack_wait: parts.ack_wait,
                 sessions: parts.sessions,
                 revocation_max_age: parts.revocation_max_age,
+                clock: parts.clock,
             }),
         })
     }
@@ -147,6 +152,11 @@ impl Enforcer {
     /// The current snapshot; cheap, lock-free, and stable for as long as it is held.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.store.load()
+    }
+
+    /// The daemon's wall clock.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
     }
 
     /// The live-session table and viewer revocations.

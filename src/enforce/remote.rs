@@ -158,6 +158,7 @@ mod tests {
                 crate::sessions::Revocations::default(),
             ),
             revocation_max_age: Duration::from_secs(3600),
+            clock: crate::clock::Clock::default(),
         })
         .await
         .unwrap();

@@ -79,6 +79,14 @@ async fn harness() -> Harness {
 }
 
 async fn harness_on(tmp: tempfile::TempDir, db: StateDb) -> Harness {
+    harness_with_clock(tmp, db, crate::clock::Clock::default()).await
+}
+
+async fn harness_with_clock(
+    tmp: tempfile::TempDir,
+    db: StateDb,
+    clock: crate::clock::Clock,
+) -> Harness {
     let cache = DecisionCache::new(&CacheConfig::default());
     let mist = Arc::new(Recorder::default());
     let outbound = GuardedClient::new(&OutboundConfig::default()).unwrap();
@@ -98,6 +106,7 @@ async fn harness_on(tmp: tempfile::TempDir, db: StateDb) -> Harness {
             crate::sessions::Revocations::default(),
         ),
         revocation_max_age: Duration::from_secs(3600),
+        clock,
     })
     .await
     .unwrap();
@@ -422,4 +431,32 @@ async fn invalidations_left_pending_are_sent_again_on_start() {
         restarted.enforcer.snapshot().resolve("abc").policy,
         Policy::Deny
     );
+}
+
+/// Issue #30, one clock: a viewer revocation needs a "now" (its default `before`, what has
+/// expired); with the clock before 1970 the control path refuses it and stores nothing, where it
+/// used to take "now" as 1970 and revoke nothing.
+#[tokio::test]
+async fn a_viewer_revocation_is_refused_when_the_clock_reads_before_1970() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path()).await.unwrap();
+    let before_1970 = crate::clock::Clock::new(|| std::time::UNIX_EPOCH - Duration::from_secs(1));
+    let h = harness_with_clock(tmp, db, before_1970).await;
+    let put = Change::PutPolicy {
+        object: "vod".into(),
+        spec: crate::spec::PolicySpec {
+            tenant: "t1".into(),
+            kind: crate::spec::PolicyKind::Public,
+            ..crate::spec::PolicySpec::default()
+        },
+    };
+    h.enforcer.apply(put).await.unwrap();
+    let revoke = Change::RevokeViewer {
+        tenant: "t1".into(),
+        viewer: "u-1".into(),
+        before: None,
+    };
+    let refused = h.enforcer.apply(revoke).await.unwrap_err();
+    assert!(matches!(refused, Refused::Clock(_)), "{refused}");
+    assert!(h.db.revocations().await.unwrap().is_empty());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Enforcer;
 use super::affected::{self, Scope};
 use super::change::{Applied, Invalidated, Outcome, Refused, Revision};
-use crate::decision::now_unix_s;
+use crate::clock::Clock;
 use crate::jwt::LEEWAY_S;
 use crate::mist::MAX_PENDING;
 use crate::mist::command::stop_key;
@@ -20,8 +20,16 @@ use crate::sessions::{Revocation, Revocations};
 use crate::state::{StateDb, StateError, Write};
 
 /// Puts the stored revocations that still matter in force (at start).
-pub(super) async fn load(db: &StateDb, revocations: &Revocations) -> Result<(), StateError> {
-    let now = now_unix_s().unwrap_or(0.0) as u64;
+pub(super) async fn load(
+    db: &StateDb,
+    revocations: &Revocations,
+    clock: Clock,
+) -> Result<(), StateError> {
+    // A clock before 1970 cannot tell which have expired: all are kept (none is dropped early).
+    let now = clock.unix_secs().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "keeping every stored viewer revocation");
+        0
+    });
     for (tenant, viewer, r) in db.revocations().await? {
         if r.forget_at > now {
             revocations.insert(&tenant, &viewer, r);
@@ -58,7 +66,7 @@ impl Enforcer {
         if self.snapshot().tenant(tenant).is_none() {
             return Err(Refused::NotFound(format!("no tenant {tenant:?}")));
         }
-        let now = now_unix_s().unwrap_or(0.0) as u64;
+        let now = self.inner.clock.unix_secs()?;
         let revocations = self.inner.sessions.revocations();
         let held = revocations.get(tenant, viewer).is_some();
         if !held && revocations.len() - revocations.expired(now).len() >= MAX_REVOCATIONS {
@@ -77,7 +85,7 @@ impl Enforcer {
         before: Option<u64>,
         revision: Option<Revision>,
     ) -> Result<Applied, Refused> {
-        let now = now_unix_s().unwrap_or(0.0) as u64;
+        let now = self.inner.clock.unix_secs()?;
         // Default: every token issued up to and including this second (`iat` has whole seconds;
         // a token minted in the same second as the revocation cannot be told apart).
         let before = before.unwrap_or(now + 1);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::kv::{Entry, Operation};
 use serde::{Deserialize, Serialize};
@@ -58,13 +58,13 @@ impl Nodes {
     }
 }
 
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Fleet {
+    /// Now, by the daemon's clock. A status report decides nothing: with a clock before 1970 it
+    /// says 0, and every node then shows as stale.
+    fn now_s(&self) -> u64 {
+        self.enforcer().clock().unix_secs().unwrap_or(0)
+    }
+
     /// This node's report, made now.
     pub fn report(&self) -> NodeReport {
         let pending = self
@@ -83,7 +83,7 @@ impl Fleet {
             lag: self.lag(),
             pending_invalidations: pending,
             connected: self.connected(),
-            last_seen: now_s(),
+            last_seen: self.now_s(),
         }
     }
 
@@ -93,7 +93,7 @@ impl Fleet {
         let me = self.report();
         nodes.insert(me.node_id.clone(), me);
         let stale_after = 3 * self.config().status_interval_ms.div_ceil(1000).max(1);
-        let now = now_s();
+        let now = self.now_s();
         let nodes: Vec<serde_json::Value> = nodes
             .into_values()
             .map(|r| {
