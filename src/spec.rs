@@ -177,6 +177,7 @@ fn read_key_file(base_dir: Option<&Path>, field: &str, path: &Path) -> Result<Ve
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub tenant: String,
     #[serde(rename = "type")]
     pub kind: PolicyKind,

@@ -443,3 +443,42 @@ async fn dry_run_reports_claims_skips_webhooks_and_touches_no_cache() {
 
     assert!(!d.logs().iter().any(|l| l["message"] == "decided"));
 }
+
+/// Issue #30 (found by Schemathesis): a method a path does not answer is 405 with the `Allow`
+/// header RFC 9110 asks for — for `/metrics` and `/healthz` too, and before the path's names or
+/// the token are looked at (a `TRACE` of a revoke with a bad kid was a 400, of `/metrics` a 404).
+#[tokio::test]
+async fn a_method_a_path_does_not_answer_is_405_with_allow() {
+    let d = tokio::task::spawn_blocking(|| Daemon::start(""))
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://{}", d.control.unwrap());
+    for (method, path, allow) in [
+        ("TRACE", "/v1/keys", "GET"),
+        ("DELETE", "/metrics", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("PATCH", "/v1/policies/live", "GET, PUT, DELETE"),
+        ("GET", "/v1/keys/bad%20kid/revoke", "POST"),
+        ("PUT", "/v1/invalidate", "POST"),
+    ] {
+        let resp = client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{base}{path}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "method-not-allowed");
+    }
+    let resp = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}

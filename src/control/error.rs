@@ -20,9 +20,9 @@ pub enum ApiError {
     /// No such endpoint, key or policy.
     #[error("{0}")]
     NotFound(String),
-    /// The path exists but not with this method.
-    #[error("method not allowed on this endpoint")]
-    MethodNotAllowed,
+    /// The path exists but not with this method; the methods it answers (the `Allow` header).
+    #[error("method not allowed on this endpoint (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     /// Fleet (SPEC §11): the write names a revision that is no longer the latest (409).
     #[error("{0}")]
     Conflict(String),
@@ -50,7 +50,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadBody(_) | ApiError::BadName(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::FleetUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused(refused) => match refused {
@@ -76,7 +76,7 @@ impl ApiError {
             ApiError::BadBody(_) => "bad-body",
             ApiError::BadName(_) => "bad-name",
             ApiError::NotFound(_) => "not-found",
-            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::MethodNotAllowed(_) => "method-not-allowed",
             ApiError::Conflict(_) => "revision-conflict",
             ApiError::FleetUnavailable(_) => "fleet-unavailable",
             ApiError::Refused(refused) => match refused {

@@ -18,6 +18,7 @@ use crate::spec::{KeySpec, KeyStatus};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBody {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub tenant: String,
     /// The JOSE algorithm; for a PEM ES256 when absent, for a JWK taken from the JWK.
     #[serde(default)]

@@ -91,7 +91,15 @@ impl Control {
 pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if path == "/metrics" && method == Method::GET {
+    if let Some(allow) = allowed_methods(&path).filter(|a| !a.split(", ").any(|m| m == method)) {
+        let e = ApiError::MethodNotAllowed(allow);
+        let mut response = json(e.status(), &e.body());
+        response
+            .headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+        return response;
+    }
+    if path == "/metrics" {
         // Prometheus text, no auth (like /healthz): it carries no ids, tokens or secrets.
         let mut response = Response::new(Full::new(Bytes::from(ctl.app.render_metrics())));
         response.headers_mut().insert(
@@ -117,10 +125,7 @@ pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes
 async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
-        return match *req.method() {
-            Method::GET => Ok((StatusCode::OK, serde_json::json!("ok"))),
-            _ => Err(ApiError::MethodNotAllowed),
-        };
+        return Ok((StatusCode::OK, serde_json::json!("ok")));
     }
     let Some(rest) = path.strip_prefix("/v1/") else {
         return Err(ApiError::NotFound("no such endpoint".into()));
@@ -154,12 +159,26 @@ async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
         (["sessions", "count"], Method::GET) => sessions::count(ctl),
         (["fleet"], Method::GET) => fleet::list(ctl),
         (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
-        (["keys"] | ["keys", _] | ["keys", _, "revoke"], _)
-        | (["policies", _] | ["invalidate"] | ["test"], _)
-        | (["status"] | ["openapi.json"] | ["fleet"], _)
-        | (["viewers", "revoke"] | ["sessions", "count"], _) => Err(ApiError::MethodNotAllowed),
+        // `handle` answered every other method of a known path (405 with `Allow`).
         _ => Err(ApiError::NotFound("no such endpoint".into())),
     }
+}
+
+/// The methods each path of the control API answers, as its `Allow` header lists them; `None`
+/// for a path that is no endpoint. A request with another method is answered 405 before anything
+/// else (authentication, the path's names) is looked at.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = match path {
+        "/healthz" | "/metrics" => return Some("GET"),
+        _ => path.strip_prefix("/v1/")?.split('/').collect(),
+    };
+    Some(match segments.as_slice() {
+        ["keys"] | ["status"] | ["openapi.json"] | ["fleet"] | ["sessions", "count"] => "GET",
+        ["keys", _] => "PUT",
+        ["keys", _, "revoke"] | ["invalidate"] | ["test"] | ["viewers", "revoke"] => "POST",
+        ["policies", _] => "GET, PUT, DELETE",
+        _ => return None,
+    })
 }
 
 /// `GET /v1/status`: the report of [`crate::status`].

@@ -189,7 +189,7 @@ pub struct PolicyDeleted {
 fn list_keys() {}
 
 #[utoipa::path(put, path = "/v1/keys/{kid}", tag = "keys", request_body = KeyBody,
-    params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`"), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
+    params(("kid" = String, Path, description = "`[A-Za-z0-9._-]{1,128}`", pattern = r"^[A-Za-z0-9._-]{1,128}$"), ("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[0-9]+"?$"#, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 201, description = "A new key", body = KeyChange),
         (status = 200, description = "The key replaced; new material invalidates the tenant", body = KeyChange),
@@ -203,9 +203,10 @@ fn list_keys() {}
 fn put_key() {}
 
 #[utoipa::path(post, path = "/v1/keys/{kid}/revoke", tag = "keys",
-    params(("kid" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
+    params(("kid" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,128}$"), ("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[0-9]+"?$"#, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 200, description = "Revoked for good; the tenant's streams invalidated", body = KeyChange),
+        (status = 400, description = "`bad-name`: the kid is not `[A-Za-z0-9._-]{1,128}`; `bad-body`: `If-Match` is not a revision", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "`not-found`", body = ErrorBody),
         (status = 409, description = "`read-only`; fleet: `revision-conflict`", body = ErrorBody),
@@ -218,13 +219,14 @@ fn revoke_key() {}
     params(("object" = String, Path, description = "A stream name, an object id or a base name; `+` stays `+`, `%XX` is decoded")),
     responses(
         (status = 200, body = PolicyView),
+        (status = 400, description = "`bad-name`: not 1..=256 printable bytes without whitespace, or bad `%XX`", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "`not-found`", body = ErrorBody),
     ))]
 fn get_policy() {}
 
 #[utoipa::path(put, path = "/v1/policies/{object}", tag = "policies", request_body = PolicySpec,
-    params(("object" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
+    params(("object" = String, Path), ("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[0-9]+"?$"#, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 201, description = "A new policy; its streams invalidated", body = PolicyChange),
         (status = 200, description = "The policy replaced; its streams invalidated", body = PolicyChange),
@@ -238,9 +240,10 @@ fn get_policy() {}
 fn put_policy() {}
 
 #[utoipa::path(delete, path = "/v1/policies/{object}", tag = "policies",
-    params(("object" = String, Path), ("If-Match" = Option<String>, Header, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
+    params(("object" = String, Path), ("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[0-9]+"?$"#, description = "Fleet only: the revision the client read (`GET` answers carry it as `revision`); `0`: must not exist yet. Without it, the revision this node's copy holds.")),
     responses(
         (status = 200, description = "Deleted; the name falls back to the next policy in the lookup order", body = PolicyDeleted),
+        (status = 400, description = "`bad-name`: not 1..=256 printable bytes without whitespace, or bad `%XX`; `bad-body`: `If-Match` is not a revision", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "`not-found`", body = ErrorBody),
         (status = 409, description = "`read-only`; fleet: `revision-conflict`", body = ErrorBody),
@@ -281,7 +284,7 @@ fn status() {}
 fn openapi_json() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
-    responses((status = 200, description = "`\"ok\"`, no token needed", body = String)))]
+    responses((status = 200, description = "`\"ok\"` (JSON), no token needed", content_type = "application/json", body = String)))]
 fn healthz() {}
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),

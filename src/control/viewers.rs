@@ -18,6 +18,7 @@ use crate::enforce::Change;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeViewerBody {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub tenant: String,
     /// The viewer id, as the tenant's viewer claim (`sub` by default) carries it.
     pub viewer: String,
@@ -86,7 +87,7 @@ pub async fn revoke(ctl: &Control, body: &[u8], expected: Option<u64>) -> Reply 
 }
 
 #[utoipa::path(post, path = "/v1/viewers/revoke", tag = "sessions", request_body = RevokeViewerBody,
-    params(("If-Match" = Option<String>, Header, description = "Fleet only: the revision of the viewer's revocation record the client read. Without it, the latest record's (merged: `before` is never lowered).")),
+    params(("If-Match" = Option<String>, Header, pattern = r#"^(W/)?"?[0-9]+"?$"#, description = "Fleet only: the revision of the viewer's revocation record the client read. Without it, the latest record's (merged: `before` is never lowered).")),
     responses(
         (status = 200, description = "Stored and in force; the viewer's live sessions ended through MistServer. Fleet: written to the revocations bucket, with `revision` and `applied` as for keys", body = ViewerRevoked),
         (status = 400, description = "`bad-body`, `bad-name`", body = ErrorBody),
