@@ -59,41 +59,11 @@ fn the_document_is_openapi_3_1_with_bearer_auth() {
     );
 }
 
-/// The `(method, path)` pairs of the router's match arms in `src/control/mod.rs`, e.g.
-/// `(["keys", kid], Method::PUT)` → `("put", "/v1/keys/{kid}")`, plus the unauthenticated
-/// `path == "/…"` routes.
+/// The `(method, path)` pairs of the control API's route table.
 fn router_routes() -> BTreeSet<(String, String)> {
-    let source = std::fs::read_to_string(format!("{ROOT}/src/control/mod.rs")).unwrap();
-    let mut routes = BTreeSet::new();
-    for line in source.lines().map(str::trim) {
-        if let Some(rest) = line
-            .strip_prefix("([")
-            .or_else(|| line.strip_prefix("| (["))
-            && let Some((segments, tail)) = rest.split_once("], Method::")
-            && let Some((method, _)) = tail.split_once(')')
-            && method.chars().all(|c| c.is_ascii_uppercase())
-        {
-            let path: Vec<String> = segments
-                .split(',')
-                .map(str::trim)
-                .map(|s| match s.strip_prefix('"') {
-                    Some(lit) => lit.trim_end_matches('"').to_owned(),
-                    None => format!("{{{s}}}"),
-                })
-                .collect();
-            routes.insert((
-                method.to_ascii_lowercase(),
-                format!("/v1/{}", path.join("/")),
-            ));
-        }
-        // The unauthenticated routes are matched before the router: `path == "/metrics"`.
-        if let Some((_, rest)) = line.split_once("path == \"")
-            && let Some((path, _)) = rest.split_once('"')
-        {
-            routes.insert(("get".to_owned(), path.to_owned()));
-        }
-    }
-    routes
+    usher::control::routes()
+        .map(|(method, path)| (method.to_ascii_lowercase(), path.to_owned()))
+        .collect()
 }
 
 fn documented_routes() -> BTreeSet<(String, String)> {

@@ -87,11 +87,110 @@ impl Control {
     }
 }
 
-/// Serves one request on the control listener.
+/// The control API's endpoints: the one route table. Each has its path template (`{name}`
+/// stands for one segment) and the methods it answers (its `Allow` header); [`route`] says what
+/// each does. `openapi.json` is checked against [`routes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Healthz,
+    Metrics,
+    Keys,
+    Key,
+    KeyRevoke,
+    Policy,
+    Invalidate,
+    Test,
+    Status,
+    ViewersRevoke,
+    SessionsCount,
+    Fleet,
+    OpenApi,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 13] = [
+        Endpoint::Healthz,
+        Endpoint::Metrics,
+        Endpoint::Keys,
+        Endpoint::Key,
+        Endpoint::KeyRevoke,
+        Endpoint::Policy,
+        Endpoint::Invalidate,
+        Endpoint::Test,
+        Endpoint::Status,
+        Endpoint::ViewersRevoke,
+        Endpoint::SessionsCount,
+        Endpoint::Fleet,
+        Endpoint::OpenApi,
+    ];
+
+    /// Its path, `{kid}` and `{object}` standing for one segment each.
+    const fn template(self) -> &'static str {
+        match self {
+            Endpoint::Healthz => "/healthz",
+            Endpoint::Metrics => "/metrics",
+            Endpoint::Keys => "/v1/keys",
+            Endpoint::Key => "/v1/keys/{kid}",
+            Endpoint::KeyRevoke => "/v1/keys/{kid}/revoke",
+            Endpoint::Policy => "/v1/policies/{object}",
+            Endpoint::Invalidate => "/v1/invalidate",
+            Endpoint::Test => "/v1/test",
+            Endpoint::Status => "/v1/status",
+            Endpoint::ViewersRevoke => "/v1/viewers/revoke",
+            Endpoint::SessionsCount => "/v1/sessions/count",
+            Endpoint::Fleet => "/v1/fleet",
+            Endpoint::OpenApi => "/v1/openapi.json",
+        }
+    }
+
+    /// The methods it answers, as its `Allow` header lists them.
+    const fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Key => "PUT",
+            Endpoint::KeyRevoke
+            | Endpoint::Invalidate
+            | Endpoint::Test
+            | Endpoint::ViewersRevoke => "POST",
+            Endpoint::Policy => "GET, PUT, DELETE",
+            _ => "GET",
+        }
+    }
+
+    /// The endpoint `path` is, by its template; the name segment (a kid, an object) is decoded
+    /// only by [`route`], after the method and the token were checked.
+    fn of(path: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| {
+            let mut template = e.template().split('/');
+            let mut given = path.split('/');
+            loop {
+                match (template.next(), given.next()) {
+                    (None, None) => return true,
+                    (Some(t), Some(_)) if t.starts_with('{') => {}
+                    (Some(t), Some(g)) if t == g => {}
+                    _ => return false,
+                }
+            }
+        })
+    }
+}
+
+/// Every `(method, path template)` the control API answers.
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    Endpoint::ALL
+        .into_iter()
+        .flat_map(|e| e.allow().split(", ").map(move |m| (m, e.template())))
+}
+
+/// Serves one request on the control listener. A method an endpoint does not answer is 405 with
+/// `Allow` before anything else (the token, the path's names) is looked at.
 pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if let Some(allow) = allowed_methods(&path).filter(|a| !a.split(", ").any(|m| m == method)) {
+    let endpoint = Endpoint::of(&path);
+    if let Some(allow) = endpoint
+        .map(Endpoint::allow)
+        .filter(|a| !a.split(", ").any(|m| m == method))
+    {
         let e = ApiError::MethodNotAllowed(allow);
         let mut response = json(e.status(), &e.body());
         response
@@ -99,7 +198,7 @@ pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes
             .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
         return response;
     }
-    if path == "/metrics" {
+    if endpoint == Some(Endpoint::Metrics) {
         // Prometheus text, no auth (like /healthz): it carries no ids, tokens or secrets.
         let mut response = Response::new(Full::new(Bytes::from(ctl.app.render_metrics())));
         response.headers_mut().insert(
@@ -108,7 +207,10 @@ pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes
         );
         return response;
     }
-    let reply = route(&ctl, req).await;
+    let reply = match endpoint {
+        Some(endpoint) => route(&ctl, endpoint, req).await,
+        None => Err(ApiError::NotFound("no such endpoint".into())),
+    };
     let (status, body) = match reply {
         Ok(ok) => ok,
         Err(e) => (e.status(), e.body()),
@@ -122,63 +224,46 @@ pub async fn handle(ctl: Control, req: Request<Incoming>) -> Response<Full<Bytes
     json(status, &body)
 }
 
-async fn route(ctl: &Control, req: Request<Incoming>) -> Reply {
-    let path = req.uri().path().to_owned();
-    if path == "/healthz" {
+/// What each endpoint does (with a method it answers: [`handle`] checked).
+async fn route(ctl: &Control, endpoint: Endpoint, req: Request<Incoming>) -> Reply {
+    if endpoint == Endpoint::Healthz {
         return Ok((StatusCode::OK, serde_json::json!("ok")));
     }
-    let Some(rest) = path.strip_prefix("/v1/") else {
-        return Err(ApiError::NotFound("no such endpoint".into()));
-    };
     if !ctl.authorized(req.headers().get(AUTHORIZATION)) {
         return Err(ApiError::Unauthorized);
     }
-    let segments = rest
+    // The kid or object: the path's third segment (`/v1/keys/{kid}`, `/v1/policies/{object}`).
+    let name = req
+        .uri()
+        .path()
         .split('/')
+        .nth(3)
         .map(percent_decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
+        .transpose()?;
+    let name = name.as_deref().unwrap_or_default();
     // With `[fleet]`, a write is conditional on the revision the client read (SPEC §11).
     let expected = fleet::if_match(req.headers().get(hyper::header::IF_MATCH))?;
-    match (segments.as_slice(), method) {
-        (["keys"], Method::GET) => Ok(keys::list(ctl)),
-        (["keys", kid], Method::PUT) => keys::put(ctl, kid, &body(req).await?, expected).await,
-        (["keys", kid, "revoke"], Method::POST) => keys::revoke(ctl, kid, expected).await,
-        (["policies", object], Method::GET) => policies::get(ctl, object).await,
-        (["policies", object], Method::PUT) => {
-            policies::put(ctl, object, &body(req).await?, expected).await
+    match (endpoint, req.method().clone()) {
+        (Endpoint::Keys, _) => Ok(keys::list(ctl)),
+        (Endpoint::Key, _) => keys::put(ctl, name, &body(req).await?, expected).await,
+        (Endpoint::KeyRevoke, _) => keys::revoke(ctl, name, expected).await,
+        (Endpoint::Policy, Method::GET) => policies::get(ctl, name).await,
+        (Endpoint::Policy, Method::PUT) => {
+            policies::put(ctl, name, &body(req).await?, expected).await
         }
-        (["policies", object], Method::DELETE) => policies::delete(ctl, object, expected).await,
-        (["invalidate"], Method::POST) => invalidate::post(ctl, &body(req).await?).await,
-        (["test"], Method::POST) => test::post(ctl, &body(req).await?).await,
-        (["status"], Method::GET) => Ok(status(ctl)),
-        (["viewers", "revoke"], Method::POST) => {
-            viewers::revoke(ctl, &body(req).await?, expected).await
+        (Endpoint::Policy, _) => policies::delete(ctl, name, expected).await,
+        (Endpoint::Invalidate, _) => invalidate::post(ctl, &body(req).await?).await,
+        (Endpoint::Test, _) => test::post(ctl, &body(req).await?).await,
+        (Endpoint::Status, _) => Ok(status(ctl)),
+        (Endpoint::ViewersRevoke, _) => viewers::revoke(ctl, &body(req).await?, expected).await,
+        (Endpoint::SessionsCount, _) => sessions::count(ctl),
+        (Endpoint::Fleet, _) => fleet::list(ctl),
+        (Endpoint::OpenApi, _) => Ok((StatusCode::OK, openapi::document())),
+        // Answered before: `/healthz` above, `/metrics` by `handle`.
+        (Endpoint::Healthz | Endpoint::Metrics, _) => {
+            Err(ApiError::NotFound("no such endpoint".into()))
         }
-        (["sessions", "count"], Method::GET) => sessions::count(ctl),
-        (["fleet"], Method::GET) => fleet::list(ctl),
-        (["openapi.json"], Method::GET) => Ok((StatusCode::OK, openapi::document())),
-        // `handle` answered every other method of a known path (405 with `Allow`).
-        _ => Err(ApiError::NotFound("no such endpoint".into())),
     }
-}
-
-/// The methods each path of the control API answers, as its `Allow` header lists them; `None`
-/// for a path that is no endpoint. A request with another method is answered 405 before anything
-/// else (authentication, the path's names) is looked at.
-fn allowed_methods(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = match path {
-        "/healthz" | "/metrics" => return Some("GET"),
-        _ => path.strip_prefix("/v1/")?.split('/').collect(),
-    };
-    Some(match segments.as_slice() {
-        ["keys"] | ["status"] | ["openapi.json"] | ["fleet"] | ["sessions", "count"] => "GET",
-        ["keys", _] => "PUT",
-        ["keys", _, "revoke"] | ["invalidate"] | ["test"] | ["viewers", "revoke"] => "POST",
-        ["policies", _] => "GET, PUT, DELETE",
-        _ => return None,
-    })
 }
 
 /// `GET /v1/status`: the report of [`crate::status`].

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::openapi::ErrorBody;
-use super::writer::{self, Receipt};
+use super::writer;
 use super::{Control, Reply, parse};
 use crate::enforce::Change;
 
@@ -56,16 +56,9 @@ pub async fn revoke(ctl: &Control, body: &[u8], expected: Option<u64>) -> Reply 
         before: body.before,
     };
     let stored = writer::write(ctl, change, expected).await?;
+    let wait = std::time::Duration::from_millis(ctl.app.config().mist.ack_wait_ms);
+    let mist_acknowledged = stored.mist_acknowledged(ctl, wait).await;
     let applied = stored.applied.as_ref();
-    let mist_acknowledged = match (&stored.receipt, applied.and_then(|a| a.ticket)) {
-        (Receipt::Local, _) => applied.is_some_and(|a| a.invalidated.mist_acknowledged),
-        (_, Some(ticket)) => {
-            let wait = std::time::Duration::from_millis(ctl.app.config().mist.ack_wait_ms);
-            ctl.app.enforcer().mist_acknowledged(ticket, wait).await
-        }
-        (Receipt::Bucket { applied_here, .. }, None) => *applied_here,
-        (Receipt::Event { .. }, None) => false,
-    };
     let held = ctl
         .app
         .enforcer()

@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::{ApiError, Control, Reply, merge};
-use crate::enforce::{Applied, Change, Invalidated, Outcome};
+use crate::enforce::{Applied, Change, Invalidated, Outcome, Refused, default_before};
 use crate::fleet::record::{RevocationRecord, Role, record_of, revocation_key};
 use crate::fleet::write::{WriteError, Written};
 use crate::fleet::{Fleet, events};
@@ -65,6 +65,19 @@ impl Stored {
         match self.outcome() {
             Some(Outcome::Created) => StatusCode::CREATED,
             _ => StatusCode::OK,
+        }
+    }
+
+    /// Whether MistServer acknowledged what this node's application sent it: as the local apply
+    /// waited for it; in a fleet, waited for now (at most `wait`), or, with nothing sent, whether
+    /// this node applied the change at all.
+    pub async fn mist_acknowledged(&self, ctl: &Control, wait: std::time::Duration) -> bool {
+        let applied = self.applied.as_ref();
+        match (&self.receipt, applied.and_then(|a| a.ticket)) {
+            (Receipt::Local, _) => applied.is_some_and(|a| a.invalidated.mist_acknowledged),
+            (_, Some(ticket)) => ctl.app.enforcer().mist_acknowledged(ticket, wait).await,
+            (Receipt::Bucket { applied_here, .. }, None) => *applied_here,
+            (Receipt::Event { .. }, None) => false,
         }
     }
 
@@ -136,8 +149,12 @@ pub(super) async fn write(
             revoke_viewer(fleet, clock, &tenant, &viewer, before, expected).await
         }
         change => {
+            // Every change a handler builds that is neither an event nor a revocation has a record.
             let Some((role, name, value)) = record_of(&change, &enforcer.snapshot())? else {
-                return Err(ApiError::NotFound("no such endpoint".into()));
+                return Err(ApiError::NotFound(format!(
+                    "a {} change is not written to the fleet",
+                    change.kind()
+                )));
             };
             let written = fleet
                 .write(role, &name, value.map(Bytes::from), expected)
@@ -158,15 +175,12 @@ async fn revoke_viewer(
     before: Option<u64>,
     expected: Option<u64>,
 ) -> Result<Stored, ApiError> {
-    // The default as a single node takes it: every token issued up to and including this second.
     let wanted = match before {
-        Some(before) => Ok(before),
-        None => clock.unix_secs().map(|now| now + 1),
-    }
-    .map_err(|e| ApiError::Refused(e.into()));
+        Some(before) => before,
+        None => default_before(clock.unix_secs().map_err(Refused::from)?),
+    };
     let key = revocation_key(tenant, viewer);
     let mut tries = 0;
-    let wanted = wanted?;
     loop {
         let latest = fleet.latest_record(Role::Revocations, &key).await?;
         let (revision, held) = match latest {

@@ -31,6 +31,7 @@ pub use affected::Scope;
 pub use change::{Applied, Change, Invalidated, Outcome, Refused, Revision, Target};
 pub use edit::keep_secrets;
 pub use notify::MistNotifier;
+pub use viewers::default_before;
 
 use edit::Edit;
 

@@ -19,6 +19,13 @@ use crate::sessions::timer::SessionStopper;
 use crate::sessions::{Revocation, Revocations};
 use crate::state::{StateDb, StateError, Write};
 
+/// What a viewer revocation without `before` refuses: every token issued up to and including this
+/// second (`iat` has whole seconds; a token minted in the same second as the revocation cannot be
+/// told apart). The one default, for this node's revocation and the fleet's record alike.
+pub fn default_before(now_unix_secs: u64) -> u64 {
+    now_unix_secs.saturating_add(1)
+}
+
 /// Puts the stored revocations that still matter in force (at start).
 pub(super) async fn load(
     db: &StateDb,
@@ -86,9 +93,7 @@ impl Enforcer {
         revision: Option<Revision>,
     ) -> Result<Applied, Refused> {
         let now = self.inner.clock.unix_secs()?;
-        // Default: every token issued up to and including this second (`iat` has whole seconds;
-        // a token minted in the same second as the revocation cannot be told apart).
-        let before = before.unwrap_or(now + 1);
+        let before = before.unwrap_or(default_before(now));
         let snapshot = self.snapshot();
         if snapshot.tenant(&tenant).is_none() {
             return Err(Refused::NotFound(format!("no tenant {tenant:?}")));
