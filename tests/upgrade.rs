@@ -190,8 +190,10 @@ async fn bucket_records_the_previous_release_wrote_are_applied_as_they_are() {
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let records: Vec<Value> =
         serde_json::from_slice(&std::fs::read(data("fleet-records.json")).unwrap()).unwrap();
-    // Keys first (the policies name k1), each bucket's records in the order they were written.
-    for bucket in ["usher_keys", "usher_policies", "usher_revocations"] {
+    // The revocation first: a node catching up may read it before the policies that name its
+    // tenant (regression: it was skipped, and u-1 stayed unrevoked on that node). Each bucket's
+    // records in the order they were written.
+    for bucket in ["usher_revocations", "usher_keys", "usher_policies"] {
         let store = js.get_key_value(bucket).await.unwrap();
         for r in records.iter().filter(|r| r["bucket"] == bucket) {
             let value = serde_json::to_vec(&r["value"]).unwrap();

@@ -268,10 +268,18 @@ mod tests {
             db.revisions().await.unwrap(),
             [("usher_revocations".into(), 5)]
         );
-        // An unknown tenant here: skipped, its revision recorded; `check` refuses it up front.
+        // A tenant this node does not know yet (its policies may come later from another
+        // bucket): held all the same, its revision recorded; `check` — the control API's —
+        // refuses it up front.
         let applied = e.apply(revoke(6, "nope", 9)).await.unwrap();
-        assert!(applied.revocation.is_none());
-        assert!(e.sessions().revocations().get("nope", "alice").is_none());
+        assert!(applied.revocation.is_some());
+        assert_eq!(
+            e.sessions()
+                .revocations()
+                .get("nope", "alice")
+                .map(|r| r.before),
+            Some(9)
+        );
         assert_eq!(
             db.revisions().await.unwrap(),
             [("usher_revocations".into(), 6)]

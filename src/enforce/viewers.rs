@@ -95,7 +95,11 @@ impl Enforcer {
         let now = self.inner.clock.unix_secs()?;
         let before = before.unwrap_or(default_before(now));
         let snapshot = self.snapshot();
-        if snapshot.tenant(&tenant).is_none() {
+        // The control API names a tenant it knows. A fleet record is held even for a tenant this
+        // node does not know yet: the buckets are followed each on its own, so a node catching
+        // up may read a revocation before the policies that name its tenant (it was skipped, and
+        // the viewer stayed unrevoked on that node). Unknown, its tokens' lifetime is the cap.
+        if revision.is_none() && snapshot.tenant(&tenant).is_none() {
             return Err(Refused::NotFound(format!("no tenant {tenant:?}")));
         }
         let forget_at = before.saturating_add(longest_lifetime(
